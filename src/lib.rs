@@ -1,0 +1,47 @@
+//! Receive Vobiz's WhatsApp webhooks in any axum or tower service: verified, bounded, typed.
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use vobiz_webhooks::{VerifiedEvent, VobizEvent, VobizWebhookLayer};
+//!
+//! async fn handle(meta: VerifiedEvent, event: VobizEvent) {
+//!     println!("{} {}", meta.event_id(), meta.event_type());
+//!     match event {
+//!         VobizEvent::MessageInbound(_message) => { /* a customer wrote */ }
+//!         VobizEvent::MessageStatus(_status) => { /* sent, delivered, read, failed */ }
+//!         VobizEvent::Call(_call) => { /* call.connect, call.terminate, ... */ }
+//!         _ => { /* types Vobiz adds later arrive too, never rejected */ }
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), vobiz_webhooks::signature::EmptySecret> {
+//! let app: Router = Router::new().route(
+//!     "/webhooks/vobiz",
+//!     // Only this route: the layer refuses every request Vobiz did not sign.
+//!     post(handle).layer(VobizWebhookLayer::new("your-shared-secret")?),
+//! );
+//! # Ok(()) }
+//! ```
+//!
+//! The layer refuses what does not verify (401), what is too large (413) and what is not a
+//! Vobiz envelope (400) before your handler runs; see [`VobizWebhookLayer`] and [`Rejection`].
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod envelope;
+pub mod event;
+pub mod extract;
+pub mod headers;
+mod layer;
+mod rejection;
+pub mod signature;
+mod verified;
+
+pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
+pub use event::VobizEvent;
+pub use extract::MissingVobizLayer;
+pub use layer::{ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT};
+pub use rejection::Rejection;
+pub use signature::sign;
+pub use verified::VerifiedEvent;

@@ -1,0 +1,143 @@
+//! Why the layer refused a delivery, and the response it answers with.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum_core::body::Body;
+use axum_core::response::{IntoResponse, Response};
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::StatusCode;
+
+/// A delivery the layer refused, with its fixed status and a short reason.
+///
+/// The layer answers a rejection itself and never calls the inner service. A clone of the
+/// rejection travels in the response extensions, so an outer layer (metrics, logging) can
+/// inspect it:
+///
+/// ```
+/// # use vobiz_webhooks::Rejection;
+/// # let response = Rejection::MissingSignature.into_response_default();
+/// if let Some(rejection) = response.extensions().get::<Rejection>() {
+///     assert_eq!(rejection.status(), 401);
+/// }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No `X-Webhook-Signature` header (401).
+    MissingSignature,
+    /// `X-Webhook-Signature` is not exactly 64 hex digits, or appears twice (401).
+    MalformedSignature,
+    /// No configured secret signs this body with this signature (401).
+    SignatureMismatch,
+    /// The body is larger than the configured limit (413).
+    PayloadTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (the client went away or sent a broken stream) (400).
+    BodyReadFailed(Arc<dyn std::error::Error + Send + Sync>),
+    /// The body is not a valid Vobiz envelope (400).
+    InvalidEnvelope(Arc<crate::EnvelopeError>),
+    /// `X-Webhook-Event` names another type than the signed body's `event_type` (400).
+    EventTypeMismatch {
+        /// The header's value (lossily decoded).
+        header: String,
+        /// The body's `event_type`.
+        body: String,
+    },
+    /// The freshness check is on and `occurred_at` is missing or unparseable (400).
+    MissingTimestamp,
+    /// The freshness check is on and `occurred_at` is older than the allowed age (400).
+    Stale,
+    /// The freshness check is on and `occurred_at` is further ahead than the allowed skew (400).
+    FromTheFuture,
+}
+
+impl Rejection {
+    /// The HTTP status this rejection answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingSignature | Self::MalformedSignature | Self::SignatureMismatch => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyReadFailed(_)
+            | Self::InvalidEnvelope(_)
+            | Self::EventTypeMismatch { .. }
+            | Self::MissingTimestamp
+            | Self::Stale
+            | Self::FromTheFuture => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The short text the default response carries. Never contains the secret or the body.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// Seconds a sender should wait before retrying, for rejections that are temporary.
+    pub fn retry_after(&self) -> Option<u64> {
+        None
+    }
+
+    /// The response the layer sends unless a custom rejection handler is configured: the status,
+    /// `text/plain` body, `Retry-After` where it applies, and `self` in the extensions.
+    pub fn into_response_default(self) -> Response {
+        let mut response = Response::new(Body::from(self.body_text()));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingSignature => f.write_str("missing X-Webhook-Signature header"),
+            Self::MalformedSignature => {
+                f.write_str("X-Webhook-Signature must be exactly 64 hex digits")
+            }
+            Self::SignatureMismatch => f.write_str("X-Webhook-Signature does not match the body"),
+            Self::PayloadTooLarge { limit } => {
+                write!(f, "body is larger than the limit of {limit} bytes")
+            }
+            Self::BodyReadFailed(_) => f.write_str("failed to read the request body"),
+            Self::InvalidEnvelope(err) => write!(f, "{err}"),
+            Self::EventTypeMismatch { header, body } => write!(
+                f,
+                "X-Webhook-Event `{header}` does not match the body's event_type `{body}`"
+            ),
+            Self::MissingTimestamp => {
+                f.write_str("occurred_at is missing or not RFC 3339 (freshness check is on)")
+            }
+            Self::Stale => f.write_str("occurred_at is older than the allowed age"),
+            Self::FromTheFuture => f.write_str("occurred_at is too far in the future"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::BodyReadFailed(err) => Some(err.as_ref()),
+            Self::InvalidEnvelope(err) => Some(err.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.into_response_default()
+    }
+}
