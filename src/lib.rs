@@ -35,6 +35,7 @@ pub mod extract;
 pub mod headers;
 mod layer;
 mod rejection;
+mod router;
 pub mod signature;
 mod verified;
 
@@ -43,5 +44,6 @@ pub use event::VobizEvent;
 pub use extract::MissingVobizLayer;
 pub use layer::{ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT};
 pub use rejection::Rejection;
+pub use router::{RouterFuture, VobizRouter};
 pub use signature::sign;
 pub use verified::VerifiedEvent;
