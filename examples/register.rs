@@ -18,6 +18,7 @@
 
 use std::process::ExitCode;
 
+use time::format_description::well_known::Rfc3339;
 use vobiz_webhooks::client::{ClientError, ClientErrorKind, SubscriptionClient, WebhookSecret};
 
 #[tokio::main]
@@ -35,6 +36,12 @@ async fn run() -> Result<(), String> {
     let auth_id = required("VOBIZ_AUTH_ID")?;
     let auth_token = required("VOBIZ_AUTH_TOKEN")?;
     let public_url = required("VOBIZ_PUBLIC_URL")?;
+    if !public_url.trim().starts_with("https://") {
+        return Err(format!(
+            "VOBIZ_PUBLIC_URL is {public_url:?}: Vobiz only delivers to https:// URLs \
+             (use a tunnel that gives you one)"
+        ));
+    }
 
     let mut builder = SubscriptionClient::builder().auth_id_token(auth_id, auth_token);
     if let Some(base) = optional("VOBIZ_API_BASE") {
@@ -78,9 +85,13 @@ async fn run() -> Result<(), String> {
     let subscriptions = client.list().await.map_err(|err| explain(&err))?;
     println!("{} subscription(s) on this account:", subscriptions.len());
     for subscription in subscriptions {
+        let created = subscription
+            .created_at
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| subscription.created_at.to_string());
         println!(
-            "  {}  {:<8}  {}  (created {})",
-            subscription.id, subscription.status, subscription.url, subscription.created_at
+            "  {}  {:<8}  {}  (created {created})",
+            subscription.id, subscription.status, subscription.url
         );
     }
     Ok(())

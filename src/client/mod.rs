@@ -158,14 +158,10 @@ impl SubscriptionClient {
     pub async fn create(
         &self,
         url: &str,
-        secret: impl AsRef<[u8]>,
+        secret: impl AsRef<str>,
     ) -> Result<Subscription, ClientError> {
         let url = webhook_url(url)?;
-        let secret = std::str::from_utf8(secret.as_ref()).map_err(|err| {
-            ClientError::new(ClientErrorKind::EmptySecret)
-                .with_context("the secret is not UTF-8 text")
-                .with_source(err)
-        })?;
+        let secret = secret.as_ref();
         if secret.is_empty() {
             return Err(ClientError::new(ClientErrorKind::EmptySecret));
         }

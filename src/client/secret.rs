@@ -79,6 +79,12 @@ impl AsRef<[u8]> for WebhookSecret {
     }
 }
 
+impl AsRef<str> for WebhookSecret {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WebhookSecret(<redacted>)")
