@@ -19,7 +19,8 @@ use super::{SubscriptionStatus, WebhookSecret};
 /// 2. Store [`new_secret`](Self::new_secret) and deploy the server accepting both secrets:
 ///    `VobizWebhookLayer::new(old)?.secret(new)?` (see
 ///    [`VobizWebhookLayer::secret`](crate::VobizWebhookLayer::secret)). Until this deploy is
-///    live, deliveries of the new subscription are refused (401) and Vobiz retries them.
+///    live, deliveries of the new subscription are refused (401); Vobiz may retry them (its
+///    retry policy is not documented), so keep this window short.
 /// 3. [`finish`](Self::finish): checks the new subscription is still registered and not
 ///    inactive, then deletes the old ones. Nothing is deleted before this call.
 /// 4. Deploy with the new secret only.
