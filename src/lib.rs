@@ -29,6 +29,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod envelope;
 pub mod event;
 pub mod extract;
