@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod dedup;
 pub mod envelope;
 pub mod event;
 pub mod extract;
@@ -38,6 +39,11 @@ mod rejection;
 pub mod signature;
 mod verified;
 
+#[cfg(feature = "moka")]
+pub use dedup::MokaStore;
+#[cfg(feature = "redis")]
+pub use dedup::RedisStore;
+pub use dedup::{Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::VobizEvent;
 pub use extract::MissingVobizLayer;
