@@ -31,6 +31,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod dedup;
 pub mod envelope;
 pub mod event;
 pub mod extract;
@@ -41,6 +42,11 @@ mod router;
 pub mod signature;
 mod verified;
 
+#[cfg(feature = "moka")]
+pub use dedup::MokaStore;
+#[cfg(feature = "redis")]
+pub use dedup::RedisStore;
+pub use dedup::{Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::VobizEvent;
 pub use extract::MissingVobizLayer;

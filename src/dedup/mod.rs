@@ -1,0 +1,475 @@
+//! Never twice, never lost: two-phase deduplication of deliveries by `event_id`.
+//!
+//! Vobiz retries a delivery until it gets a 2xx, so the same `event_id` can arrive twice, even
+//! twice at once. A [`DedupStore`] remembers ids in two phases:
+//!
+//! 1. [`claim`](DedupStore::claim) before the handler runs. The first caller gets
+//!    [`Claim::Fresh`] with a [`ClaimToken`]; everyone else gets [`Claim::InFlight`] while the
+//!    claim is live (for the *lease*), or [`Claim::Done`] once it is completed.
+//! 2. After the handler: [`complete`](DedupStore::complete) on success, which remembers the id
+//!    as done for the *TTL*; [`release`](DedupStore::release) on failure, which forgets the claim
+//!    so the sender's retry runs the handler again.
+//!
+//! Both settle calls are *fenced* by the token: a late finisher whose lease expired and whose id
+//! was claimed again by someone else can neither complete nor release the other's claim.
+//!
+//! ```
+//! use std::time::Duration;
+//! use vobiz_webhooks::{Claim, DedupStore, EventKey, MemoryStore};
+//!
+//! # async fn run() -> Result<(), vobiz_webhooks::StoreError> {
+//! let store = MemoryStore::new();
+//! let key = EventKey::from_event_id("f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f");
+//!
+//! let Claim::Fresh(token) = store.claim(&key, Duration::from_secs(60)).await? else {
+//!     unreachable!("a new id is fresh");
+//! };
+//! // A retry while the handler runs: in flight, not run again.
+//! assert_eq!(store.claim(&key, Duration::from_secs(60)).await?, Claim::InFlight);
+//! // The handler succeeded: remember the id for a day.
+//! assert!(store.complete(&key, &token, Duration::from_secs(86_400)).await?);
+//! assert_eq!(store.claim(&key, Duration::from_secs(60)).await?, Claim::Done);
+//! # Ok(()) }
+//! # futures_util::FutureExt::now_or_never(run()).unwrap().unwrap();
+//! ```
+//!
+//! Backends:
+//!
+//! | store | feature | shared by | memory |
+//! |---|---|---|---|
+//! | [`MemoryStore`] | — | one process | bounded, compact, never forgets a live claim |
+//! | `MokaStore` | `moka` | one process | bounded (LRU), per-entry expiry |
+//! | `RedisStore` | `redis` | every replica | Redis' own, one key per id |
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+mod memory;
+#[cfg(feature = "moka")]
+mod moka;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "moka")]
+pub use self::moka::MokaStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
+pub use memory::MemoryStore;
+
+/// Remembers which `event_id`s were handled, in two phases: claim, then complete or release.
+///
+/// Every method is atomic per key. See the [module docs](self) for the protocol.
+///
+/// Implement it for your own backend and run it through the same conformance cases the crate's
+/// backends pass (`tests/dedup_conformance.rs` in the repository).
+pub trait DedupStore: Send + Sync + 'static {
+    /// Claims `key` for one handler run.
+    ///
+    /// Atomically: when the key is absent or its entry expired, stores an in-flight claim with a
+    /// new token, live for `lease`, and answers [`Claim::Fresh`]; when an in-flight claim is live,
+    /// answers [`Claim::InFlight`]; when a completed entry is live, answers [`Claim::Done`].
+    fn claim(
+        &self,
+        key: &EventKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Marks the claim done, remembered for `ttl`, if `token` still owns a live in-flight claim.
+    ///
+    /// Answers `Ok(true)` when it did, `Ok(false)` when the token no longer owns the claim (the
+    /// lease expired, the claim was released, or someone else claimed the id since).
+    fn complete(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets the claim, if `token` still owns a live in-flight claim, so the next delivery of
+    /// the id is [`Claim::Fresh`].
+    ///
+    /// Answers `Ok(true)` when it did, `Ok(false)` otherwise. Never deletes a done entry or
+    /// another owner's claim.
+    fn release(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// One store shared by several layers or services.
+impl<T: DedupStore> DedupStore for Arc<T> {
+    fn claim(
+        &self,
+        key: &EventKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        (**self).claim(key, lease)
+    }
+
+    fn complete(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).complete(key, token, ttl)
+    }
+
+    fn release(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).release(key, token)
+    }
+}
+
+/// What [`DedupStore::claim`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The id is new (or its entry expired): this caller owns it until the lease ends, and settles
+    /// it with the token.
+    Fresh(ClaimToken),
+    /// Another run holds a live claim on the id: its outcome is not known yet.
+    InFlight,
+    /// The id was handled successfully and is remembered.
+    Done,
+}
+
+/// Proof of ownership of one claim, handed out by [`Claim::Fresh`]. Unique per claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimToken(u128);
+
+impl ClaimToken {
+    pub(crate) const fn from_u128(value: u128) -> Self {
+        Self(value)
+    }
+
+    pub(crate) const fn as_u128(&self) -> u128 {
+        self.0
+    }
+}
+
+/// A 128-bit store key derived from an `event_id`.
+///
+/// A UUID, in any of its usual spellings (hyphenated, 32 hex digits, braced, `urn:uuid:`, either
+/// case), becomes its 16 bytes, so every spelling of one UUID is one key. Anything else is still
+/// accepted and becomes the first 16 bytes of a domain-separated SHA-256 digest.
+///
+/// ```
+/// use vobiz_webhooks::EventKey;
+///
+/// let a = EventKey::from_event_id("f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f");
+/// let b = EventKey::from_event_id("{F4C1A0D2-3B6E-4A9C-8E2F-0A1B2C3D4E5F}");
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "f4c1a0d23b6e4a9c8e2f0a1b2c3d4e5f");
+///
+/// // Not a UUID: still a key, never an error.
+/// let c = EventKey::from_event_id("evt_42");
+/// assert_ne!(a, c);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventKey([u8; 16]);
+
+/// Prefix hashed before a non-UUID id, so digests live in their own domain.
+const DIGEST_DOMAIN: &[u8] = b"vobiz-webhooks/event-id/v1\0";
+
+impl EventKey {
+    /// The key of `id`: its UUID bytes, or a digest when `id` is not a UUID.
+    pub fn from_event_id(id: &str) -> EventKey {
+        match parse_uuid(id) {
+            Some(bytes) => EventKey(bytes),
+            None => {
+                let digest = Sha256::new()
+                    .chain_update(DIGEST_DOMAIN)
+                    .chain_update(id.as_bytes())
+                    .finalize();
+                let mut bytes = [0; 16];
+                bytes.copy_from_slice(&digest[..16]);
+                EventKey(bytes)
+            }
+        }
+    }
+
+    /// A key from 16 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> EventKey {
+        EventKey(bytes)
+    }
+
+    /// The 16 bytes of the key.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+/// 32 lowercase hex digits.
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; 32];
+        // Cannot fail: the buffer is exactly twice the input.
+        if hex::encode_to_slice(self.0, &mut text).is_err() {
+            return Err(fmt::Error);
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl From<&str> for EventKey {
+    fn from(id: &str) -> Self {
+        EventKey::from_event_id(id)
+    }
+}
+
+/// Parses the usual spellings of a UUID (RFC 9562): `8-4-4-4-12` hyphenated, 32 hex digits,
+/// either wrapped in braces or after a case-insensitive `urn:uuid:`; hex digits in either case.
+///
+/// Hand-written rather than the `uuid` crate: the whole job is 30 lines, allocation free, and
+/// keeps the dependency tree as it is.
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let mut s = text.as_bytes();
+    if s.len() >= 9 && s[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+        s = &s[9..];
+    } else if let [b'{', inner @ .., b'}'] = s {
+        s = inner;
+    }
+    let mut out = [0u8; 16];
+    match s.len() {
+        32 => {
+            for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+                *byte = hex_pair(pair[0], pair[1])?;
+            }
+        }
+        36 => {
+            if s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+                return None;
+            }
+            let mut digits = s
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !matches!(index, 8 | 13 | 18 | 23))
+                .map(|(_, digit)| *digit);
+            for byte in &mut out {
+                let high = digits.next()?;
+                let low = digits.next()?;
+                *byte = hex_pair(high, low)?;
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn hex_pair(high: u8, low: u8) -> Option<u8> {
+    Some(hex_digit(high)? << 4 | hex_digit(low)?)
+}
+
+fn hex_digit(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be reached (connection refused, dropped, not yet reconnected).
+    Unavailable,
+    /// The store did not answer in time.
+    Timeout,
+    /// The store answered something this crate does not understand (wrong type, old server).
+    Protocol,
+    /// An in-process store is full of live in-flight claims: it refuses to forget one.
+    CapacityExhausted,
+    /// Any other failure; see the source.
+    Other,
+}
+
+impl StoreErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Unavailable => "dedup store unavailable",
+            Self::Timeout => "dedup store timed out",
+            Self::Protocol => "dedup store answered unexpectedly",
+            Self::CapacityExhausted => "dedup store full of in-flight claims",
+            Self::Other => "dedup store failed",
+        }
+    }
+}
+
+/// A [`DedupStore`] could not answer. The layer fails closed on it (503 + `Retry-After`).
+///
+/// ```
+/// use std::error::Error;
+/// use vobiz_webhooks::{StoreError, StoreErrorKind};
+///
+/// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let error = StoreError::new(StoreErrorKind::Unavailable, io);
+/// assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+/// assert!(error.source().is_some());
+/// assert!(error.to_string().starts_with("dedup store unavailable"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<Box<dyn Error + Send + Sync + 'static>>,
+}
+
+impl StoreError {
+    /// An error of `kind` caused by `source`.
+    pub fn new(kind: StoreErrorKind, source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    /// An error of `kind` with no underlying cause.
+    pub fn from_kind(kind: StoreErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.describe())?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
+
+/// A random 64-bit value, different in every process and on every call, without a `rand`
+/// dependency: std's `RandomState` is seeded from the OS once per thread and then stepped.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0x5eed);
+    hasher.finish()
+}
+
+/// `duration` in whole milliseconds, rounded up so a deadline is never early.
+pub(crate) fn millis_ceil(duration: Duration) -> u64 {
+    let millis = duration.as_millis();
+    let rounded = if duration.subsec_nanos() % 1_000_000 == 0 {
+        millis
+    } else {
+        millis + 1
+    };
+    u64::try_from(rounded).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BYTES: [u8; 16] = [
+        0xf4, 0xc1, 0xa0, 0xd2, 0x3b, 0x6e, 0x4a, 0x9c, 0x8e, 0x2f, 0x0a, 0x1b, 0x2c, 0x3d, 0x4e,
+        0x5f,
+    ];
+
+    #[test]
+    fn every_spelling_of_a_uuid_is_its_bytes() {
+        for spelling in [
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f",
+            "F4C1A0D2-3B6E-4A9C-8E2F-0A1B2C3D4E5F",
+            "f4c1a0d2-3B6E-4a9c-8E2F-0a1b2c3d4e5f",
+            "f4c1a0d23b6e4a9c8e2f0a1b2c3d4e5f",
+            "F4C1A0D23B6E4A9C8E2F0A1B2C3D4E5F",
+            "{f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f}",
+            "{F4C1A0D23B6E4A9C8E2F0A1B2C3D4E5F}",
+            "urn:uuid:f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f",
+            "URN:UUID:F4C1A0D2-3B6E-4A9C-8E2F-0A1B2C3D4E5F",
+            "urn:uuid:f4c1a0d23b6e4a9c8e2f0a1b2c3d4e5f",
+        ] {
+            let key = EventKey::from_event_id(spelling);
+            assert_eq!(key.as_bytes(), &BYTES, "{spelling}");
+            assert_eq!(key.to_string(), "f4c1a0d23b6e4a9c8e2f0a1b2c3d4e5f");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_a_domain_separated_digest() {
+        let near_misses = [
+            "",
+            "evt_42",
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5", // one digit short
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5fa", // one digit long
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5g", // not hex
+            "f4c1a0d23-b6e-4a9c-8e2f-0a1b2c3d4e5f", // hyphen misplaced
+            "{f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f", // unclosed brace
+            " f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f", // whitespace is part of the id
+            "urn:uuid:{f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f}",
+            "f4c1a0d2+3b6e+4a9c+8e2f+0a1b2c3d4e5f",
+            "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4é5",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for id in near_misses {
+            assert_eq!(parse_uuid(id), None, "{id:?}");
+            let key = EventKey::from_event_id(id);
+            assert_ne!(key.as_bytes(), &BYTES, "{id:?}");
+            let expected = Sha256::new()
+                .chain_update(DIGEST_DOMAIN)
+                .chain_update(id.as_bytes())
+                .finalize();
+            assert_eq!(key.as_bytes()[..], expected[..16], "{id:?}");
+            assert!(seen.insert(key), "{id:?} collides");
+        }
+        // Deterministic: the same id is the same key in every process.
+        assert_eq!(
+            EventKey::from_event_id("evt_42"),
+            EventKey::from_event_id("evt_42")
+        );
+    }
+
+    #[test]
+    fn display_is_32_lowercase_hex() {
+        let key = EventKey::from_event_id("evt_42");
+        let text = key.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(text, hex::encode(key.as_bytes()));
+    }
+
+    #[test]
+    fn store_error_keeps_kind_and_source() {
+        let error = StoreError::from_kind(StoreErrorKind::CapacityExhausted);
+        assert!(error.source().is_none());
+        assert_eq!(error.to_string(), "dedup store full of in-flight claims");
+        fn assert_bounds<T: Error + Send + Sync + 'static>() {}
+        assert_bounds::<StoreError>();
+    }
+
+    #[test]
+    fn millis_round_up() {
+        assert_eq!(millis_ceil(Duration::from_millis(50)), 50);
+        assert_eq!(millis_ceil(Duration::from_micros(50_001)), 51);
+        assert_eq!(millis_ceil(Duration::MAX), u64::MAX);
+    }
+}

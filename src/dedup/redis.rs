@@ -1,0 +1,238 @@
+//! [`RedisStore`]: one memory for every replica, in Redis (or Valkey, or Redis Cluster).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{ErrorKind, RedisError, Script};
+
+use super::{
+    millis_ceil, random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind,
+};
+
+/// A store in Redis, shared by every replica of the service. Feature `redis`; needs Redis 7 or
+/// later (or Valkey), for `SET … NX GET`.
+///
+/// One key per id, `prefix` + 32 hex digits of the [`EventKey`], so Redis Cluster and Valkey work
+/// unchanged:
+///
+/// | call | Redis |
+/// |---|---|
+/// | claim | `SET key token NX PX lease GET`: one round trip; nil → fresh, `done` → done, a token → in flight |
+/// | complete | a one-key script: if the value is our token, `SET key done PX ttl` |
+/// | release | a one-key script: if the value is our token, `DEL key` |
+///
+/// Tokens are 128 random bits, so replicas never mistake each other's claims. The scripts run by
+/// `EVALSHA`, loaded on first use. The [`ConnectionManager`] reconnects on its own after Redis
+/// restarts or the connection drops; meanwhile calls fail with
+/// [`StoreErrorKind::Unavailable`] or [`StoreErrorKind::Timeout`] (the layer answers 503).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vobiz_webhooks::{Claim, DedupStore, EventKey, RedisStore};
+///
+/// # async fn run() -> Result<(), vobiz_webhooks::StoreError> {
+/// let store = RedisStore::new("redis://127.0.0.1:6379").await?.prefix("myapp:vobiz:");
+/// let key = EventKey::from_event_id("f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f");
+/// if let Claim::Fresh(token) = store.claim(&key, Duration::from_secs(60)).await? {
+///     // … handle the event …
+///     store.complete(&key, &token, Duration::from_secs(86_400)).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+}
+
+/// The value of a completed id. Tokens are 32 hex digits, so they never equal it.
+const DONE: &str = "done";
+
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    return 1
+end
+return 0",
+    )
+});
+
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0",
+    )
+});
+
+impl RedisStore {
+    /// The key prefix unless [`prefix`](Self::prefix) sets another.
+    pub const DEFAULT_PREFIX: &'static str = "vobiz:dedup:";
+
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`
+    /// where the `redis` crate's TLS features are on).
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the URL is invalid or the first connection fails.
+    pub async fn new(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let connection = ConnectionManager::new(client).await.map_err(store_error)?;
+        Ok(Self::from_manager(connection))
+    }
+
+    /// A store over a connection manager you configured (timeouts, retries, TLS, auth).
+    pub fn from_manager(connection: ConnectionManager) -> RedisStore {
+        RedisStore {
+            connection,
+            prefix: Arc::from(Self::DEFAULT_PREFIX),
+        }
+    }
+
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    pub fn prefix(mut self, prefix: impl AsRef<str>) -> RedisStore {
+        self.prefix = Arc::from(prefix.as_ref());
+        self
+    }
+
+    /// The Redis key of `key`: the prefix and 32 lowercase hex digits.
+    pub fn redis_key(&self, key: &EventKey) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_token() -> u128 {
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+}
+
+fn token_text(token: &ClaimToken) -> String {
+    format!("{:032x}", token.as_u128())
+}
+
+/// Redis wants a positive expiry that does not overflow its clock; 2^42 ms is 139 years.
+fn millis(duration: Duration) -> u64 {
+    millis_ceil(duration).clamp(1, 1 << 42)
+}
+
+fn store_error(error: RedisError) -> StoreError {
+    let kind = if error.is_timeout() {
+        StoreErrorKind::Timeout
+    } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
+    {
+        StoreErrorKind::Unavailable
+    } else {
+        match error.kind() {
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType | ErrorKind::Server(_) => {
+                StoreErrorKind::Protocol
+            }
+            ErrorKind::ClusterConnectionNotFound => StoreErrorKind::Unavailable,
+            _ => StoreErrorKind::Other,
+        }
+    };
+    StoreError::new(kind, error)
+}
+
+impl DedupStore for RedisStore {
+    fn claim(
+        &self,
+        key: &EventKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        let mut connection = self.connection.clone();
+        let redis_key = self.redis_key(key);
+        async move {
+            let token = ClaimToken::from_u128(new_token());
+            let previous: Option<String> = redis::cmd("SET")
+                .arg(&redis_key)
+                .arg(token_text(&token))
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(lease))
+                .arg("GET")
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(match previous.as_deref() {
+                None => Claim::Fresh(token),
+                Some(DONE) => Claim::Done,
+                Some(_) => Claim::InFlight,
+            })
+        }
+    }
+
+    fn complete(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let mut connection = self.connection.clone();
+        let redis_key = self.redis_key(key);
+        let token = token_text(token);
+        async move {
+            let done: i64 = COMPLETE
+                .key(redis_key)
+                .arg(token)
+                .arg(DONE)
+                .arg(millis(ttl))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(done == 1)
+        }
+    }
+
+    fn release(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let mut connection = self.connection.clone();
+        let redis_key = self.redis_key(key);
+        let token = token_text(token);
+        async move {
+            let released: i64 = RELEASE
+                .key(redis_key)
+                .arg(token)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(released == 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_32_hex_digits_and_never_done() {
+        let token = ClaimToken::from_u128(new_token());
+        let text = token_text(&token);
+        assert_eq!(text.len(), 32);
+        assert_ne!(text, DONE);
+        assert_ne!(new_token(), new_token());
+        assert_eq!(token_text(&ClaimToken::from_u128(1)).len(), 32);
+    }
+
+    #[test]
+    fn expiries_are_positive_milliseconds() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1_500)), 2);
+        assert_eq!(millis(Duration::from_secs(60)), 60_000);
+    }
+}
