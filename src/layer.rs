@@ -17,14 +17,29 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::dedup::{
+    Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind,
+};
 use crate::envelope::{self, Envelope};
-use crate::headers::{X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
+use crate::headers::{X_VOBIZ_DUPLICATE, X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
 use crate::rejection::Rejection;
 use crate::signature::{parse_signature, EmptySecret, Secret, SignatureError, Verifier, TAG_LEN};
 use crate::verified::VerifiedEvent;
 
 /// The default body limit: 4 MiB (Meta allows 3 MB payloads, plus the envelope).
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How long a claim lives before another delivery may take it over (default 60 s).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a handled `event_id` is remembered (default 24 h).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a dedup store may take to answer before the delivery gets a 503 (default 2 s).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `Retry-After` of 409 and 503 answers (default 5 s).
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
@@ -58,9 +73,18 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// | 401 | `X-Webhook-Signature` missing, not 64 hex digits, or not matching any secret |
 /// | 413 | the body (declared or streamed) is over the limit |
 /// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
-#[derive(Clone)]
-pub struct VobizWebhookLayer {
+pub struct VobizWebhookLayer<D = MemoryStore> {
     config: Arc<Config>,
+    store: Arc<D>,
+}
+
+impl<D> Clone for VobizWebhookLayer<D> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +93,11 @@ struct Config {
     body_limit: usize,
     freshness: Option<Freshness>,
     on_rejection: Option<RejectionHandler>,
+    lease: Duration,
+    ttl: Duration,
+    store_timeout: Duration,
+    retry_after: Duration,
+    fail_open: bool,
 }
 
 /// Bounds on `occurred_at` for the opt-in freshness check.
@@ -78,8 +107,9 @@ struct Freshness {
     max_future_skew: Duration,
 }
 
-impl VobizWebhookLayer {
-    /// A layer that verifies deliveries signed with `secret`.
+impl VobizWebhookLayer<MemoryStore> {
+    /// A layer that verifies deliveries signed with `secret` and deduplicates them in process
+    /// ([`MemoryStore`] with its default capacity).
     ///
     /// # Errors
     ///
@@ -90,7 +120,7 @@ impl VobizWebhookLayer {
         )?)))
     }
 
-    /// A layer that verifies with every secret of `verifier`.
+    /// A layer that verifies with every secret of `verifier` and deduplicates in process.
     pub fn from_verifier(verifier: Verifier) -> Self {
         Self {
             config: Arc::new(Config {
@@ -98,10 +128,18 @@ impl VobizWebhookLayer {
                 body_limit: DEFAULT_BODY_LIMIT,
                 freshness: None,
                 on_rejection: None,
+                lease: DEFAULT_LEASE,
+                ttl: DEFAULT_TTL,
+                store_timeout: DEFAULT_STORE_TIMEOUT,
+                retry_after: DEFAULT_RETRY_AFTER,
+                fail_open: false,
             }),
+            store: Arc::new(MemoryStore::new()),
         }
     }
+}
 
+impl<D> VobizWebhookLayer<D> {
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }
@@ -137,6 +175,53 @@ impl VobizWebhookLayer {
         self
     }
 
+    /// Deduplicates through `store` instead of the in-process default, e.g. a `RedisStore` shared
+    /// by every replica of the app.
+    pub fn store<D2: DedupStore>(self, store: D2) -> VobizWebhookLayer<D2> {
+        VobizWebhookLayer {
+            config: self.config,
+            store: Arc::new(store),
+        }
+    }
+
+    /// How long a claim holds before another delivery of the same id may run the handler
+    /// (default [`DEFAULT_LEASE`], 60 s). Make it longer than your slowest handler: a handler
+    /// that outlives its lease can run concurrently with a retry.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config_mut().lease = lease;
+        self
+    }
+
+    /// How long a handled `event_id` is remembered (default [`DEFAULT_TTL`], 24 h). A retry
+    /// after the TTL runs the handler again.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config_mut().ttl = ttl;
+        self
+    }
+
+    /// How long the store may take per operation (default [`DEFAULT_STORE_TIMEOUT`], 2 s)
+    /// before the delivery is answered 503.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().store_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` sent with 409 (in flight) and 503 (store unavailable) answers
+    /// (default [`DEFAULT_RETRY_AFTER`], 5 s; rounded up to whole seconds).
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.config_mut().retry_after = delay;
+        self
+    }
+
+    /// When the store fails or times out, run the handler anyway instead of answering 503.
+    ///
+    /// Off by default (fail closed): a handler that runs without a claim may run twice. Every
+    /// delivery handled this way logs a warning.
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.config_mut().fail_open = fail_open;
+        self
+    }
+
     /// Replaces the default rejection responses (status + short `text/plain` reason).
     ///
     /// The layer still inserts the [`Rejection`] into the response's extensions.
@@ -160,36 +245,52 @@ impl VobizWebhookLayer {
     }
 }
 
-impl fmt::Debug for VobizWebhookLayer {
+impl<D> fmt::Debug for VobizWebhookLayer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhookLayer")
             .field("secrets", &self.config.verifier.len())
             .field("body_limit", &self.config.body_limit)
             .field("freshness", &self.config.freshness)
             .field("custom_rejections", &self.config.on_rejection.is_some())
+            .field("store", &std::any::type_name::<D>())
+            .field("lease", &self.config.lease)
+            .field("ttl", &self.config.ttl)
+            .field("store_timeout", &self.config.store_timeout)
+            .field("fail_open", &self.config.fail_open)
             .finish()
     }
 }
 
-impl<S> Layer<S> for VobizWebhookLayer {
-    type Service = VobizWebhook<S>;
+impl<S, D> Layer<S> for VobizWebhookLayer<D> {
+    type Service = VobizWebhook<S, D>;
 
     fn layer(&self, inner: S) -> Self::Service {
         VobizWebhook {
             inner,
             config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
         }
     }
 }
 
 /// The service [`VobizWebhookLayer`] wraps around a handler. See the layer for what it does.
-#[derive(Clone)]
-pub struct VobizWebhook<S> {
+pub struct VobizWebhook<S, D = MemoryStore> {
     inner: S,
     config: Arc<Config>,
+    store: Arc<D>,
 }
 
-impl<S: fmt::Debug> fmt::Debug for VobizWebhook<S> {
+impl<S: Clone, D> Clone for VobizWebhook<S, D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+impl<S: fmt::Debug, D> fmt::Debug for VobizWebhook<S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhook")
             .field("inner", &self.inner)
@@ -198,8 +299,9 @@ impl<S: fmt::Debug> fmt::Debug for VobizWebhook<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VobizWebhook<S>
+impl<S, D, ReqBody, ResBody> Service<Request<ReqBody>> for VobizWebhook<S, D>
 where
+    D: DedupStore,
     S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: http_body::Body + Send + 'static,
@@ -230,7 +332,8 @@ where
                 return ResponseFuture::ready(response);
             }
         };
-        ResponseFuture::new(handle(inner, config, request, tag))
+        let store = Arc::clone(&self.store);
+        ResponseFuture::new(handle(inner, config, store, request, tag))
     }
 }
 
@@ -255,14 +358,16 @@ fn check_headers(headers: &HeaderMap, limit: usize) -> Result<[u8; TAG_LEN], Rej
     Ok(tag)
 }
 
-async fn handle<S, ReqBody, ResBody>(
+async fn handle<S, D, ReqBody, ResBody>(
     mut inner: S,
     config: Arc<Config>,
+    store: Arc<D>,
     request: Request<ReqBody>,
     tag: [u8; TAG_LEN],
 ) -> Result<Response, S::Error>
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>>,
+    D: DedupStore,
     ReqBody: http_body::Body,
     ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -273,11 +378,182 @@ where
         Ok(verified) => verified,
         Err(rejection) => return Ok(reject(&config, rejection)),
     };
+
+    // Step 6: claim the event id.
+    let key = EventKey::from_event_id(verified.event_id());
+    let claim = with_timeout(config.store_timeout, store.claim(&key, config.lease)).await;
+    let guard = match claim {
+        Ok(Claim::Fresh(token)) => Some(ClaimGuard::new(store, key, token, config.store_timeout)),
+        Ok(Claim::Done) => return Ok(duplicate(&verified)),
+        Ok(Claim::InFlight) => {
+            let retry_after = retry_after_secs(config.retry_after);
+            return Ok(reject(&config, Rejection::InFlight { retry_after }));
+        }
+        Err(error) if config.fail_open => {
+            tracing::warn!(
+                event_id = verified.event_id(),
+                %error,
+                "dedup store failed; running the handler without a claim (fail-open)"
+            );
+            None
+        }
+        Err(error) => {
+            let retry_after = retry_after_secs(config.retry_after);
+            let rejection = Rejection::StoreUnavailable {
+                error: Arc::new(error),
+                retry_after,
+            };
+            return Ok(reject(&config, rejection));
+        }
+    };
+
     // Step 7: the same bytes as the body, the verified record in the extensions.
     let body = Body::from(verified.body().clone());
     parts.extensions.insert(verified);
+    // An error returns here: the guard's drop releases the claim (as on a panic or when the
+    // response future is dropped).
     let response = inner.call(Request::from_parts(parts, body)).await?;
+
+    // Step 8: settle the claim: done on 2xx, released otherwise so the retry runs the handler.
+    if let Some(guard) = guard {
+        guard.settle(response.status().is_success(), &config).await;
+    }
     Ok(response.map(Body::new))
+}
+
+/// A store call bounded by the configured timeout; running out is a store error.
+async fn with_timeout<T>(
+    timeout: Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
+    }
+}
+
+fn retry_after_secs(delay: Duration) -> u64 {
+    delay.as_secs() + u64::from(delay.subsec_nanos() > 0)
+}
+
+/// A completed id delivered again: acknowledged so the sender stops, handler not called.
+fn duplicate(event: &VerifiedEvent) -> Response {
+    tracing::debug!(
+        event_id = event.event_id(),
+        "duplicate delivery acknowledged"
+    );
+    let mut response = Response::new(Body::from("duplicate: event already processed"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        X_VOBIZ_DUPLICATE,
+        http::HeaderValue::from_static("completed"),
+    );
+    response
+}
+
+/// Owns a fresh claim until it is settled; dropped unsettled (handler panicked, or the response
+/// future was dropped because the client went away), it settles in a spawned task.
+struct ClaimGuard<D: DedupStore> {
+    store: Arc<D>,
+    key: EventKey,
+    /// `None` once settled.
+    token: Option<ClaimToken>,
+    /// What a drop does: release by default; complete once the handler has succeeded.
+    complete_on_drop: Option<Duration>,
+    timeout: Duration,
+}
+
+impl<D: DedupStore> ClaimGuard<D> {
+    fn new(store: Arc<D>, key: EventKey, token: ClaimToken, timeout: Duration) -> Self {
+        Self {
+            store,
+            key,
+            token: Some(token),
+            complete_on_drop: None,
+            timeout,
+        }
+    }
+
+    async fn settle(mut self, succeeded: bool, config: &Config) {
+        if succeeded {
+            // Dropped from here on, the claim must still be completed, not released.
+            self.complete_on_drop = Some(config.ttl);
+        }
+        let Some(token) = self.token.as_ref() else {
+            return;
+        };
+        let outcome = settle(
+            &*self.store,
+            &self.key,
+            token,
+            self.complete_on_drop,
+            self.timeout,
+        )
+        .await;
+        self.token = None;
+        log_settlement(&self.key, self.complete_on_drop.is_some(), outcome);
+    }
+}
+
+async fn settle<D: DedupStore>(
+    store: &D,
+    key: &EventKey,
+    token: &ClaimToken,
+    complete: Option<Duration>,
+    timeout: Duration,
+) -> Result<bool, StoreError> {
+    match complete {
+        Some(ttl) => with_timeout(timeout, store.complete(key, token, ttl)).await,
+        None => with_timeout(timeout, store.release(key, token)).await,
+    }
+}
+
+fn log_settlement(key: &EventKey, completed: bool, outcome: Result<bool, StoreError>) {
+    match (completed, outcome) {
+        (_, Ok(true)) => {}
+        (true, Ok(false)) => tracing::warn!(
+            %key,
+            "handler outlived its lease: another delivery may have run it too; not marked done"
+        ),
+        (false, Ok(false)) => tracing::debug!(%key, "claim already expired before release"),
+        (true, Err(error)) => tracing::error!(
+            %key,
+            %error,
+            "could not mark the event done; a retry after the lease runs the handler again"
+        ),
+        (false, Err(error)) => tracing::warn!(
+            %key,
+            %error,
+            "could not release the claim; a retry waits for the lease to expire"
+        ),
+    }
+}
+
+impl<D: DedupStore> Drop for ClaimGuard<D> {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        let key = self.key;
+        let complete = self.complete_on_drop;
+        let timeout = self.timeout;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let outcome = settle(&*store, &key, &token, complete, timeout).await;
+                    log_settlement(&key, complete.is_some(), outcome);
+                });
+            }
+            Err(_) => tracing::warn!(
+                %key,
+                "no Tokio runtime to release the claim; it expires with its lease"
+            ),
+        }
+    }
 }
 
 /// Steps 2–5: buffer within the limit, verify, read the envelope, check freshness.

@@ -52,6 +52,20 @@ pub enum Rejection {
     Stale,
     /// The freshness check is on and `occurred_at` is further ahead than the allowed skew (400).
     FromTheFuture,
+    /// Another delivery of this `event_id` is being handled right now (409 + `Retry-After`).
+    ///
+    /// Not 200: the first run may still fail, and then this retry must not have been swallowed.
+    InFlight {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
+    /// The dedup store failed or timed out; failing closed (503 + `Retry-After`).
+    StoreUnavailable {
+        /// What the store said.
+        error: Arc<crate::dedup::StoreError>,
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
 }
 
 impl Rejection {
@@ -68,6 +82,8 @@ impl Rejection {
             | Self::MissingTimestamp
             | Self::Stale
             | Self::FromTheFuture => StatusCode::BAD_REQUEST,
+            Self::InFlight { .. } => StatusCode::CONFLICT,
+            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -78,7 +94,12 @@ impl Rejection {
 
     /// Seconds a sender should wait before retrying, for rejections that are temporary.
     pub fn retry_after(&self) -> Option<u64> {
-        None
+        match self {
+            Self::InFlight { retry_after } | Self::StoreUnavailable { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
     }
 
     /// The response the layer sends unless a custom rejection handler is configured: the status,
@@ -122,6 +143,12 @@ impl fmt::Display for Rejection {
             }
             Self::Stale => f.write_str("occurred_at is older than the allowed age"),
             Self::FromTheFuture => f.write_str("occurred_at is too far in the future"),
+            Self::InFlight { .. } => {
+                f.write_str("this event is being handled by another delivery; retry later")
+            }
+            Self::StoreUnavailable { .. } => {
+                f.write_str("deduplication store unavailable; retry later")
+            }
         }
     }
 }
@@ -131,6 +158,7 @@ impl std::error::Error for Rejection {
         match self {
             Self::BodyReadFailed(err) => Some(err.as_ref()),
             Self::InvalidEnvelope(err) => Some(err.as_ref()),
+            Self::StoreUnavailable { error, .. } => Some(error.as_ref()),
             _ => None,
         }
     }

@@ -263,6 +263,10 @@ async fn both_secrets_of_a_rotation_are_accepted() {
     let rotating = layer().secret("the-new-secret").expect("secret");
     let body = inbound();
     for secret in [SECRET, "the-new-secret"] {
+        // A distinct event per secret: the layer's store would answer a repeat as a duplicate.
+        let body = Bytes::from(
+            String::from_utf8_lossy(&body).replace("f4c1a0d2", &format!("{:08x}", secret.len())),
+        );
         let req = request(body.clone(), Some(&sign(secret, &body)), None);
         let (response, seen) = run(rotating.clone(), req).await;
         assert_eq!(response.status(), StatusCode::OK, "{secret}");
@@ -485,7 +489,9 @@ async fn extractors_read_what_the_layer_verified() {
         })
         .layer(layer()),
     );
-    let unknown = Bytes::from(envelope("contact.updated", "2026-03-25T10:00:00Z"));
+    let unknown = Bytes::from(
+        envelope("contact.updated", "2026-03-25T10:00:00Z").replace("f4c1a0d2", "00000000"),
+    );
     for body in [inbound(), unknown] {
         let response = app.clone().oneshot(signed(body)).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
@@ -495,12 +501,12 @@ async fn extractors_read_what_the_layer_verified() {
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let id = "f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f".to_owned();
+    let ids = ["f4c1a0d2", "00000000"].map(|head| format!("{head}-3b6e-4a9c-8e2f-0a1b2c3d4e5f"));
     assert_eq!(
         *seen.lock().expect("lock"),
         vec![
-            (id.clone(), "inbound".to_owned()),
-            (id, "unknown contact.updated".to_owned())
+            (ids[0].clone(), "inbound".to_owned()),
+            (ids[1].clone(), "unknown contact.updated".to_owned())
         ]
     );
 }
