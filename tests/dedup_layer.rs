@@ -126,8 +126,8 @@ async fn in_flight_duplicate_is_409_with_retry_after() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-fn send_owned(app: Router, request: Request<Body>) -> impl Future<Output = Response<Body>> {
-    async move { app.oneshot(request).await.expect("infallible") }
+async fn send_owned(app: Router, request: Request<Body>) -> Response<Body> {
+    app.oneshot(request).await.expect("infallible")
 }
 
 /// Retries `id` until the answer is no longer 409 (the release runs in a spawned task).
