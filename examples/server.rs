@@ -9,6 +9,8 @@
 //! - `VOBIZ_WEBHOOK_SECRET` (required): the subscription secret; several, separated by commas,
 //!   during a rotation.
 //! - `VOBIZ_ADDR` (default `127.0.0.1:3000`): the address to listen on.
+//! - `VOBIZ_REDIS_URL` (only with `--features redis`): deduplicate in this Redis, shared by every
+//!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
 //! - `RUST_LOG` (default `info`): log filter, e.g. `vobiz_webhooks=debug` to see every rejection.
 
 use std::io::Write;
@@ -20,7 +22,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::json;
 use vobiz_webhooks::signature::Verifier;
-use vobiz_webhooks::{VerifiedEvent, VobizEvent, VobizWebhookLayer};
+use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
 async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
     let kind = match &event {
@@ -50,6 +52,39 @@ async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
 struct Config {
     verifier: Verifier,
     addr: SocketAddr,
+    redis_url: Option<String>,
+}
+
+fn app<D: DedupStore>(layer: VobizWebhookLayer<D>) -> Router {
+    Router::new().route("/webhooks/vobiz", post(handle).layer(layer))
+}
+
+/// The router with the configured dedup store: Redis when asked for, in process otherwise.
+async fn build_app(layer: VobizWebhookLayer, redis_url: Option<String>) -> Result<Router, String> {
+    let Some(url) = redis_url else {
+        tracing::info!("deduplicating in process (MemoryStore)");
+        return Ok(app(layer));
+    };
+    #[cfg(feature = "redis")]
+    {
+        let mut store = vobiz_webhooks::RedisStore::new(&url)
+            .await
+            .map_err(|err| format!("cannot connect to VOBIZ_REDIS_URL: {err}"))?;
+        if let Ok(prefix) = std::env::var("VOBIZ_REDIS_PREFIX") {
+            store = store.prefix(prefix);
+        }
+        tracing::info!(?store, "deduplicating in Redis");
+        Ok(app(layer.store(store)))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err(
+            "VOBIZ_REDIS_URL is set but this build has no Redis support: \
+             run with `--features redis`"
+                .to_owned(),
+        )
+    }
 }
 
 fn config() -> Result<Config, String> {
@@ -61,7 +96,14 @@ fn config() -> Result<Config, String> {
     let addr = addr
         .parse()
         .map_err(|err| format!("VOBIZ_ADDR `{addr}` is not an address: {err}"))?;
-    Ok(Config { verifier, addr })
+    let redis_url = std::env::var("VOBIZ_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    Ok(Config {
+        verifier,
+        addr,
+        redis_url,
+    })
 }
 
 #[tokio::main]
@@ -83,7 +125,13 @@ async fn main() -> ExitCode {
     };
 
     let layer = VobizWebhookLayer::from_verifier(config.verifier);
-    let app = Router::new().route("/webhooks/vobiz", post(handle).layer(layer));
+    let app = match build_app(layer, config.redis_url).await {
+        Ok(app) => app,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,

@@ -17,7 +17,10 @@ const SECRET: &str = "router-secret";
 /// A signed delivery with a fresh event id (the layer deduplicates repeated ids).
 fn delivery(id: &str, event_type: &str) -> Request<Body> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let id = format!("{id}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let id = format!(
+        "{id}-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let body = Bytes::from(format!(
         r#"{{"event_id":"{id}","event_type":"{event_type}","payload":{{}}}}"#
     ));
