@@ -70,9 +70,16 @@ impl CallEvent {
         &self.name
     }
 
-    /// The call event, e.g. `"connect"`: the suffix of the event type.
+    /// The call event, e.g. `"connect"`: the suffix of the event type (or, when the type has
+    /// none, the first call's `event`).
     pub fn event(&self) -> &str {
-        self.name.suffix()
+        match self.name.suffix() {
+            "" => self
+                .call()
+                .and_then(|c| c.event.as_deref())
+                .unwrap_or_default(),
+            suffix => suffix,
+        }
     }
 
     /// Every change of the payload, in order.

@@ -83,6 +83,9 @@ impl InboundEvent {
 
     /// The profile of `message`'s sender: the contact of the same change whose `wa_id`
     /// (or `user_id`) matches, else that change's only contact.
+    ///
+    /// `message` must come from this event (e.g. from [`messages`](Self::messages)); for any
+    /// other message this is `None`.
     pub fn sender_of(&self, message: &Message) -> Option<&Contact> {
         let change = self
             .changes

@@ -127,6 +127,30 @@ impl VobizEvent {
         }
     }
 
+    /// The `message.inbound` event, if this is one.
+    pub fn as_inbound(&self) -> Option<&InboundEvent> {
+        match self {
+            Self::MessageInbound(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The `message.status` event, if this is one.
+    pub fn as_status(&self) -> Option<&StatusEvent> {
+        match self {
+            Self::MessageStatus(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The `call.<event>` event, if this is one.
+    pub fn as_call(&self) -> Option<&CallEvent> {
+        match self {
+            Self::Call(event) => Some(event),
+            _ => None,
+        }
+    }
+
     /// The payload exactly as received (`null` when it was absent or not JSON).
     pub fn raw_payload(&self) -> &RawValue {
         match self {
