@@ -62,6 +62,12 @@ pub use status::{StatusEvent, StatusKind, StatusUpdate, StatusValue};
 /// [`VobizWebhookLayer`](crate::VobizWebhookLayer), or build it with
 /// [`from_payload`](Self::from_payload).
 ///
+/// It serializes (to forward it to a queue) as the typed model, e.g.
+/// `{"MessageInbound":{"changes":[{"waba_id":…,"field":…,"value":{…}}]}}`, whose `value`s
+/// keep Meta's field names and read back into [`InboundValue`], [`StatusValue`] or
+/// [`CallValue`]; [`Unknown`](Self::Unknown) serializes its raw payload. Keep
+/// [`raw_payload`](Self::raw_payload) (or the delivery body) if you need the exact bytes.
+///
 /// ```
 /// use vobiz_webhooks::{EventType, VobizEvent};
 ///
