@@ -1,80 +1,176 @@
 //! Typed events: what a delivery's payload means.
+//!
+//! [`VobizEvent::from_payload`] turns a delivery's raw `payload` into one of four variants. It
+//! never fails: Vobiz forwards Meta's webhook data, Meta keeps adding fields, message types,
+//! statuses and call events, and none of them may break a delivery. So
+//!
+//! * unknown fields are ignored, and a field of a surprising JSON type reads as `None`;
+//! * unknown message types, interactive replies, statuses, call states and call events are
+//!   kept by name (and raw JSON where there is a body to keep);
+//! * the raw payload stays available on every variant ([`VobizEvent::raw_payload`]).
+//!
+//! Both payload forms Vobiz documents are accepted (spec §2.1): Meta's complete notification
+//! (`{"object":…,"entry":[{"id":…,"changes":[{"field":…,"value":{…}}]}]}`) and a bare change
+//! `value`. Both normalise to a list of [`Change`]s; every entry, change, message and status is
+//! kept, not only the first. Accessors such as [`InboundEvent::text`] read the first item, the
+//! iterators ([`InboundEvent::messages`], [`StatusEvent::statuses`], [`CallEvent::calls`])
+//! yield all of them.
+//!
+//! ```
+//! use vobiz_webhooks::{EventType, VobizEvent};
+//!
+//! let payload = br#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[
+//!   {"field":"messages","value":{"messaging_product":"whatsapp",
+//!    "contacts":[{"wa_id":"918888888888","profile":{"name":"Asha"}}],
+//!    "messages":[{"from":"918888888888","id":"wamid.1","timestamp":"1711360800",
+//!                 "type":"text","text":{"body":"Hi, is my order shipped?"}}]}}]}]}"#;
+//!
+//! match VobizEvent::from_payload(&EventType::MessageInbound, payload) {
+//!     VobizEvent::MessageInbound(msg) => {
+//!         assert_eq!(msg.text(), Some("Hi, is my order shipped?"));
+//!         assert_eq!(msg.from(), Some("918888888888"));
+//!         assert_eq!(msg.sender_name(), Some("Asha"));
+//!         assert_eq!(msg.waba_id(), Some("WABA"));
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
 
-use serde::Serialize;
+pub mod call;
+pub mod common;
+mod de;
+pub mod message;
+pub mod status;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::envelope::{CallEventName, EventType};
+use crate::envelope::EventType;
+
+pub use call::{CallDirection, CallEvent, CallState, CallStatus, CallValue, Session, WaCall};
+pub use common::{ApiError, Contact, ErrorData, Metadata, Profile};
+pub use message::{
+    Button, CallPermissionReply, Context, InboundEvent, InboundValue, Interactive, Location, Media,
+    Message, MessageContent, NfmReply, OtherContent, Reaction, Referral, Reply, SharedContact,
+};
+pub use status::{StatusEvent, StatusKind, StatusUpdate, StatusValue};
 
 /// A verified Vobiz event, typed by its `event_type`.
 ///
-/// Take it as an axum extractor in a handler behind [`VobizWebhookLayer`](crate::VobizWebhookLayer).
+/// Take it as an axum extractor in a handler behind
+/// [`VobizWebhookLayer`](crate::VobizWebhookLayer), or build it with
+/// [`from_payload`](Self::from_payload).
+///
+/// It serializes (to forward it to a queue) as the typed model, e.g.
+/// `{"MessageInbound":{"changes":[{"waba_id":…,"field":…,"value":{…}}]}}`, whose `value`s
+/// keep Meta's field names and read back into [`InboundValue`], [`StatusValue`] or
+/// [`CallValue`]; [`Unknown`](Self::Unknown) serializes its raw payload. Keep
+/// [`raw_payload`](Self::raw_payload) (or the delivery body) if you need the exact bytes.
+///
+/// ```
+/// use vobiz_webhooks::{EventType, VobizEvent};
+///
+/// fn handle(event: &VobizEvent) {
+///     match event {
+///         VobizEvent::MessageInbound(msg) => println!("{:?} wrote {:?}", msg.from(), msg.text()),
+///         VobizEvent::MessageStatus(st) => println!("{:?} is {:?}", st.wamid(), st.status()),
+///         VobizEvent::Call(call) => println!("call {:?}: {}", call.call_id(), call.event()),
+///         other => println!("not typed yet: {}", other.raw_payload()),
+///     }
+/// }
+///
+/// // Never fails, whatever the payload.
+/// let event = VobizEvent::from_payload(&EventType::parse("contact.updated"), b"[1,2]");
+/// assert_eq!(event.raw_payload().get(), "[1,2]");
+/// handle(&event);
+/// ```
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub enum VobizEvent {
-    /// `message.inbound`.
+    /// `message.inbound`: messages a WhatsApp user sent to the business.
     MessageInbound(InboundEvent),
-    /// `message.status`.
+    /// `message.status`: status updates of messages the business sent.
     MessageStatus(StatusEvent),
-    /// `call.<event>`.
+    /// `call.<event>`: a WhatsApp Business Calling event.
     Call(CallEvent),
     /// An event type this crate does not know yet, kept raw.
     Unknown(UnknownEvent),
 }
 
 impl VobizEvent {
-    /// Types `payload` (raw JSON) according to `event_type`. Never fails.
+    /// Types `payload` (the raw JSON of the envelope's `payload`) according to `event_type`.
+    ///
+    /// Never fails and never panics. Payloads that are not JSON keep `null` as their raw
+    /// payload; payloads of an undocumented shape yield the variant of `event_type` with no
+    /// items and the raw JSON.
     pub fn from_payload(event_type: &EventType, payload: &[u8]) -> Self {
         let raw = raw_json(payload);
         match event_type {
-            EventType::MessageInbound => Self::MessageInbound(InboundEvent { payload: raw }),
-            EventType::MessageStatus => Self::MessageStatus(StatusEvent { payload: raw }),
-            EventType::Call(name) => Self::Call(CallEvent {
-                name: name.clone(),
-                payload: raw,
-            }),
+            EventType::MessageInbound => {
+                Self::MessageInbound(InboundEvent::new(changes(raw.get()), raw))
+            }
+            EventType::MessageStatus => {
+                Self::MessageStatus(StatusEvent::new(changes(raw.get()), raw))
+            }
+            EventType::Call(name) => {
+                Self::Call(CallEvent::new(name.clone(), changes(raw.get()), raw))
+            }
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
                 payload: raw,
             }),
         }
     }
-}
 
-fn raw_json(payload: &[u8]) -> Box<RawValue> {
-    serde_json::from_slice::<Box<RawValue>>(payload)
-        .or_else(|_| RawValue::from_string("null".to_owned()))
-        .unwrap_or_else(|_| unreachable!("`null` is valid JSON"))
-}
+    /// The event type this event was typed as.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Self::MessageInbound(_) => EventType::MessageInbound,
+            Self::MessageStatus(_) => EventType::MessageStatus,
+            Self::Call(call) => EventType::Call(call.name().clone()),
+            Self::Unknown(unknown) => EventType::Unknown(unknown.event_type.clone()),
+        }
+    }
 
-/// A `message.inbound` event.
-#[derive(Clone, Debug, Serialize)]
-pub struct InboundEvent {
-    payload: Box<RawValue>,
-}
+    /// The `message.inbound` event, if this is one.
+    pub fn as_inbound(&self) -> Option<&InboundEvent> {
+        match self {
+            Self::MessageInbound(event) => Some(event),
+            _ => None,
+        }
+    }
 
-/// A `message.status` event.
-#[derive(Clone, Debug, Serialize)]
-pub struct StatusEvent {
-    payload: Box<RawValue>,
-}
+    /// The `message.status` event, if this is one.
+    pub fn as_status(&self) -> Option<&StatusEvent> {
+        match self {
+            Self::MessageStatus(event) => Some(event),
+            _ => None,
+        }
+    }
 
-/// A `call.<event>` event.
-#[derive(Clone, Debug, Serialize)]
-pub struct CallEvent {
-    #[serde(skip)]
-    name: CallEventName,
-    payload: Box<RawValue>,
-}
+    /// The `call.<event>` event, if this is one.
+    pub fn as_call(&self) -> Option<&CallEvent> {
+        match self {
+            Self::Call(event) => Some(event),
+            _ => None,
+        }
+    }
 
-impl CallEvent {
-    /// The call event's name, e.g. `call.connect`.
-    pub fn name(&self) -> &CallEventName {
-        &self.name
+    /// The payload exactly as received (`null` when it was absent or not JSON).
+    pub fn raw_payload(&self) -> &RawValue {
+        match self {
+            Self::MessageInbound(event) => event.raw_payload(),
+            Self::MessageStatus(event) => event.raw_payload(),
+            Self::Call(event) => event.raw_payload(),
+            Self::Unknown(event) => event.payload(),
+        }
     }
 }
 
 /// An event of a type this crate does not know; its payload is kept raw.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct UnknownEvent {
     event_type: String,
     payload: Box<RawValue>,
@@ -89,5 +185,156 @@ impl UnknownEvent {
     /// The raw `payload` JSON.
     pub fn payload(&self) -> &RawValue {
         &self.payload
+    }
+}
+
+/// One change `value` of a payload, with where it came from.
+///
+/// A full Meta notification yields one `Change` per `entry[].changes[]` item; a bare `value`
+/// payload yields a single `Change` with no `waba_id` and no `field`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Change<V> {
+    /// `entry[].id`: the WhatsApp Business Account id, when the payload carried it.
+    pub waba_id: Option<String>,
+    /// `entry[].changes[].field`: `messages` or `calls`, when the payload carried it.
+    pub field: Option<String>,
+    /// The change `value`.
+    pub value: V,
+}
+
+/// The raw payload as owned JSON; `null` when it is not JSON.
+fn raw_json(payload: &[u8]) -> Box<RawValue> {
+    serde_json::from_slice::<Box<RawValue>>(payload).unwrap_or_else(|_| null())
+}
+
+fn null() -> Box<RawValue> {
+    // `RawValue` has no infallible constructor; `null` always parses.
+    serde_json::from_str("null").unwrap_or_else(|_| unreachable!("`null` is valid JSON"))
+}
+
+/// Top-level keys of either payload form; values of the bare form are only probed.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+struct WirePayload<V> {
+    #[serde(default)]
+    object: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "de::vec")]
+    entry: Vec<WireEntry<V>>,
+    #[serde(default)]
+    messaging_product: Option<IgnoredAny>,
+    #[serde(default)]
+    metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    contacts: Option<IgnoredAny>,
+    #[serde(default)]
+    messages: Option<IgnoredAny>,
+    #[serde(default)]
+    statuses: Option<IgnoredAny>,
+    #[serde(default)]
+    calls: Option<IgnoredAny>,
+    #[serde(default)]
+    errors: Option<IgnoredAny>,
+}
+
+impl<V> WirePayload<V> {
+    fn is_full(&self) -> bool {
+        self.object.is_some() || !self.entry.is_empty()
+    }
+
+    fn is_bare_value(&self) -> bool {
+        self.messaging_product.is_some()
+            || self.metadata.is_some()
+            || self.contacts.is_some()
+            || self.messages.is_some()
+            || self.statuses.is_some()
+            || self.calls.is_some()
+            || self.errors.is_some()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+struct WireEntry<V> {
+    #[serde(default, deserialize_with = "de::string")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "de::vec")]
+    changes: Vec<WireChange<V>>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "V: Deserialize<'de>"))]
+struct WireChange<V> {
+    #[serde(default, deserialize_with = "de::string")]
+    field: Option<String>,
+    #[serde(default, deserialize_with = "de::obj")]
+    value: Option<V>,
+}
+
+/// Normalises either payload form into its changes. Never fails: anything undocumented
+/// yields no changes (the caller keeps the raw payload).
+fn changes<V: DeserializeOwned>(payload: &str) -> Vec<Change<V>> {
+    let Ok(de::Lenient(Some(wire))) = serde_json::from_str::<de::Lenient<WirePayload<V>>>(payload)
+    else {
+        return Vec::new();
+    };
+    if wire.is_full() {
+        let mut out = Vec::with_capacity(wire.entry.len());
+        for entry in wire.entry {
+            for change in entry.changes {
+                let Some(value) = change.value else { continue };
+                out.push(Change {
+                    waba_id: entry.id.clone(),
+                    field: change.field,
+                    value,
+                });
+            }
+        }
+        out
+    } else if wire.is_bare_value() {
+        match serde_json::from_str::<de::Lenient<V>>(payload) {
+            Ok(de::Lenient(Some(value))) => vec![Change {
+                waba_id: None,
+                field: None,
+                value,
+            }],
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_never_panics() {
+        let types = [
+            EventType::MessageInbound,
+            EventType::MessageStatus,
+            EventType::parse("call.connect"),
+            EventType::parse("x"),
+        ];
+        let inputs: [&[u8]; 10] = [
+            b"",
+            b"null",
+            b"\xff\xfe",
+            b"[1,2]",
+            b"\"str\"",
+            b"{}",
+            b"{\"entry\":\"x\"}",
+            b"{\"entry\":[{\"changes\":[{\"value\":[]}]}]}",
+            b"{\"messages\":{\"a\":1},\"statuses\":7,\"calls\":[null,1,\"x\"]}",
+            b"{\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"type\":5,\"text\":[]}]}}]}]}",
+        ];
+        for ty in &types {
+            for input in inputs {
+                let event = VobizEvent::from_payload(ty, input);
+                assert_eq!(&event.event_type(), ty);
+                let _ = serde_json::to_string(&event).expect("serializes");
+            }
+        }
     }
 }

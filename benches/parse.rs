@@ -1,0 +1,60 @@
+//! Envelope-only parse vs. full typed parse of a ~1.2 KiB `message.inbound` text delivery,
+//! with `serde_json::Value` of the same body as a baseline.
+//!
+//! `cargo bench --bench parse -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vobiz_webhooks::{Envelope, EventType, VerifiedEvent, VobizEvent};
+
+const TEXT: &str = include_str!("../tests/fixtures/message.inbound/text.json");
+
+/// The raw `payload` of the body, as the layer would hand it to `from_payload`.
+fn payload_of(body: &Bytes) -> &[u8] {
+    let start = TEXT
+        .find("\"payload\"")
+        .map_or(0, |i| i + "\"payload\":".len());
+    let end = TEXT.rfind('}').unwrap_or(TEXT.len());
+    body.get(start..end).unwrap_or_default()
+}
+
+fn parse(c: &mut Criterion) {
+    let body = Bytes::from_static(TEXT.as_bytes());
+    let mut group = c.benchmark_group("message.inbound text");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("envelope only (Envelope::from_slice)", |b| {
+        b.iter(|| Envelope::from_slice(black_box(&body)))
+    });
+    group.bench_function("typed (VerifiedEvent::event)", |b| {
+        b.iter(|| {
+            let verified = VerifiedEvent::from_trusted_body(black_box(body.clone()));
+            match verified {
+                Ok(verified) => match verified.event() {
+                    VobizEvent::MessageInbound(msg) => msg.text().map(str::len),
+                    _ => None,
+                },
+                Err(_) => None,
+            }
+        })
+    });
+    let payload = payload_of(&body);
+    assert!(
+        VobizEvent::from_payload(&EventType::MessageInbound, payload)
+            .as_inbound()
+            .and_then(|m| m.text())
+            .is_some(),
+        "the bench payload is the fixture's payload"
+    );
+    group.bench_function("typed payload only (VobizEvent::from_payload)", |b| {
+        b.iter(|| VobizEvent::from_payload(&EventType::MessageInbound, black_box(payload)))
+    });
+    group.bench_function("baseline serde_json::Value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse);
+criterion_main!(benches);
