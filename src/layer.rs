@@ -73,6 +73,8 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// | 401 | `X-Webhook-Signature` missing, not 64 hex digits, or not matching any secret |
 /// | 413 | the body (declared or streamed) is over the limit |
 /// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
+/// | 409 | the same `event_id` is being handled right now (`Retry-After`) |
+/// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
 pub struct VobizWebhookLayer<D = MemoryStore> {
     config: Arc<Config>,
     store: Arc<D>,
@@ -186,7 +188,9 @@ impl<D> VobizWebhookLayer<D> {
 
     /// How long a claim holds before another delivery of the same id may run the handler
     /// (default [`DEFAULT_LEASE`], 60 s). Make it longer than your slowest handler: a handler
-    /// that outlives its lease can run concurrently with a retry.
+    /// still running when its lease ends is cancelled (its future is dropped) and the delivery
+    /// answered 503 + `Retry-After` ([`Rejection::LeaseExpired`]), so it never runs alongside a
+    /// retry that claims the expired id. Work the handler spawned itself is not cancelled.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config_mut().lease = lease;
         self
@@ -379,7 +383,9 @@ where
         Err(rejection) => return Ok(reject(&config, rejection)),
     };
 
-    // Step 6: claim the event id.
+    // Step 6: claim the event id. The lease runs from before the claim is sent, so the handler's
+    // deadline below falls before the store lets anyone else claim the id.
+    let lease_deadline = tokio::time::Instant::now().checked_add(config.lease);
     let key = EventKey::from_event_id(verified.event_id());
     let claim = with_timeout(config.store_timeout, store.claim(&key, config.lease)).await;
     let guard = match claim {
@@ -412,7 +418,29 @@ where
     parts.extensions.insert(verified);
     // An error returns here: the guard's drop releases the claim (as on a panic or when the
     // response future is dropped).
-    let response = inner.call(Request::from_parts(parts, body)).await?;
+    let call = inner.call(Request::from_parts(parts, body));
+    // A handler must not outlive its claim: once the lease is over a retry may claim the id,
+    // and two runs of one event would overlap. Cancel it instead; the claim is released and
+    // the sender retries.
+    let response = match (&guard, lease_deadline) {
+        (Some(_), Some(deadline)) => {
+            let outcome = tokio::time::timeout_at(deadline, call).await;
+            match outcome {
+                Ok(response) => response?,
+                Err(_elapsed) => {
+                    // The lease is over, so the release is fenced and nearly always a no-op;
+                    // the guard's drop sends it off the response path.
+                    drop(guard);
+                    let rejection = Rejection::LeaseExpired {
+                        lease: config.lease,
+                        retry_after: retry_after_secs(config.retry_after),
+                    };
+                    return Ok(reject(&config, rejection));
+                }
+            }
+        }
+        _ => call.await?,
+    };
 
     // Step 8: settle the claim: done on 2xx, released otherwise so the retry runs the handler.
     if let Some(guard) = guard {

@@ -59,6 +59,14 @@ pub enum Rejection {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// The handler ran longer than the claim's lease and was cancelled, so that a retry that
+    /// claims the expired id never runs alongside it (503 + `Retry-After`).
+    LeaseExpired {
+        /// The lease the handler outlived.
+        lease: std::time::Duration,
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// The dedup store failed or timed out; failing closed (503 + `Retry-After`).
     StoreUnavailable {
         /// What the store said.
@@ -83,7 +91,9 @@ impl Rejection {
             | Self::Stale
             | Self::FromTheFuture => StatusCode::BAD_REQUEST,
             Self::InFlight { .. } => StatusCode::CONFLICT,
-            Self::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable { .. } | Self::LeaseExpired { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -95,9 +105,9 @@ impl Rejection {
     /// Seconds a sender should wait before retrying, for rejections that are temporary.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::InFlight { retry_after } | Self::StoreUnavailable { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Self::InFlight { retry_after }
+            | Self::StoreUnavailable { retry_after, .. }
+            | Self::LeaseExpired { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -149,6 +159,11 @@ impl fmt::Display for Rejection {
             Self::StoreUnavailable { .. } => {
                 f.write_str("deduplication store unavailable; retry later")
             }
+            Self::LeaseExpired { lease, .. } => write!(
+                f,
+                "the handler did not finish within its lease of {} ms; retry later",
+                lease.as_millis()
+            ),
         }
     }
 }

@@ -1,0 +1,92 @@
+//! Regressions the reliability suite (issue 7) found, kept as tests.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::post;
+use axum::Router;
+use http::{Request, StatusCode};
+use tower::ServiceExt;
+use vobiz_webhooks::{sign, Rejection, VobizWebhookLayer};
+
+const SECRET: &str = "regression-secret";
+
+fn delivery(id: &str) -> Request<Body> {
+    let body = format!(r#"{{"event_id":"{id}","event_type":"message.inbound","payload":{{}}}}"#);
+    Request::post("/webhooks/vobiz")
+        .header("x-webhook-signature", sign(SECRET, body.as_bytes()))
+        .body(Body::from(body))
+        .expect("request")
+}
+
+struct Active(Arc<AtomicUsize>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Found by case 9: a handler outliving its lease ran alongside the retry that claimed the
+/// expired id (10 of 10 slow ids overlapped and were handled twice). The layer now cancels the
+/// handler at the end of its lease and answers 503 + Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_outliving_its_lease_is_cancelled_and_never_overlaps_the_retry() {
+    const LEASE: Duration = Duration::from_millis(200);
+    let (active, peak, runs, finished) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let (a, p, r, f) = (active.clone(), peak.clone(), runs.clone(), finished.clone());
+    let app = Router::new().route(
+        "/webhooks/vobiz",
+        post(move || {
+            let (active, peak, runs, finished) = (a.clone(), p.clone(), r.clone(), f.clone());
+            async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _active = Active(active);
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(LEASE * 5).await;
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+                StatusCode::OK
+            }
+        })
+        .layer(VobizWebhookLayer::new(SECRET).expect("secret").lease(LEASE)),
+    );
+    let first = tokio::spawn(app.clone().oneshot(delivery("evt-slow")));
+    tokio::time::sleep(LEASE / 2).await;
+    let during = app
+        .clone()
+        .oneshot(delivery("evt-slow"))
+        .await
+        .expect("infallible");
+    assert_eq!(during.status(), StatusCode::CONFLICT);
+
+    let first = first.await.expect("task").expect("infallible");
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(first.headers().contains_key("retry-after"));
+    assert!(matches!(
+        first.extensions().get::<Rejection>(),
+        Some(Rejection::LeaseExpired { .. })
+    ));
+    // The slow run was cancelled, not left running.
+    assert_eq!(active.load(Ordering::SeqCst), 0);
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+
+    let retry = app
+        .clone()
+        .oneshot(delivery("evt-slow"))
+        .await
+        .expect("infallible");
+    assert_eq!(retry.status(), StatusCode::OK);
+    let again = app.oneshot(delivery("evt-slow")).await.expect("infallible");
+    assert_eq!(again.headers()["x-vobiz-duplicate"], "completed");
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    assert_eq!(peak.load(Ordering::SeqCst), 1, "two runs overlapped");
+}
