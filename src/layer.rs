@@ -387,7 +387,7 @@ where
     // deadline below falls before the store lets anyone else claim the id.
     let lease_deadline = tokio::time::Instant::now().checked_add(config.lease);
     let key = EventKey::from_event_id(verified.event_id());
-    let claim = with_timeout(config.store_timeout, store.claim(&key, config.lease)).await;
+    let claim = claim_within(&store, key, &config).await;
     let guard = match claim {
         Ok(Claim::Fresh(token)) => Some(ClaimGuard::new(store, key, token, config.store_timeout)),
         Ok(Claim::Done) => return Ok(duplicate(&verified)),
@@ -457,6 +457,39 @@ async fn with_timeout<T>(
     match tokio::time::timeout(timeout, operation).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
+    }
+}
+
+/// Claims `key` within the store timeout. A claim that times out may still land later (a Redis
+/// command queued while the connection reconnects runs once it is back): its future is kept
+/// alive in a background task, for at most one lease, and a late `Fresh` claim is released at
+/// once, so the sender's retry is not answered 409 until the orphaned lease expires.
+async fn claim_within<D: DedupStore>(
+    store: &Arc<D>,
+    key: EventKey,
+    config: &Config,
+) -> Result<Claim, StoreError> {
+    let lease = config.lease;
+    let claiming = {
+        let store = Arc::clone(store);
+        async move { store.claim(&key, lease).await }
+    };
+    let mut claiming = Box::pin(claiming);
+    match tokio::time::timeout(config.store_timeout, &mut claiming).await {
+        Ok(claim) => claim,
+        Err(_) => {
+            let store = Arc::clone(store);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Ok(Ok(Claim::Fresh(token))) = tokio::time::timeout(lease, claiming).await
+                    {
+                        tracing::debug!(%key, "releasing a claim that landed after its timeout");
+                        let _ = store.release(&key, &token).await;
+                    }
+                });
+            }
+            Err(StoreError::from_kind(StoreErrorKind::Timeout))
+        }
     }
 }
 
