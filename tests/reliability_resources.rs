@@ -10,7 +10,7 @@ mod reliability_support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -24,7 +24,7 @@ use vobiz_webhooks::{sign, MemoryStore, VobizWebhookLayer};
 const SECRET: &str = "resources-secret";
 const MIB: f64 = 1024.0 * 1024.0;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn counting_service(
     calls: Arc<AtomicUsize>,
@@ -73,7 +73,7 @@ fn reset_peak_rss() {
 /// store's capacity in signed unique ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case11_flood_and_capacity() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let requests = reliability_support::env_usize("VOBIZ_FLOOD_REQUESTS", 20_000);
     let capacity = reliability_support::env_usize("VOBIZ_FLOOD_CAPACITY", 20_000);
     let store = CountingStore::new(MemoryStore::with_capacity(capacity));
@@ -185,7 +185,7 @@ fn streamed(total: usize, chunk: usize, polled: Arc<AtomicBool>) -> Body {
 /// concurrent oversize uploads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case15_body_limit() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     const LIMIT: usize = 256 * 1024;
     let calls = Arc::new(AtomicUsize::new(0));
     let service = VobizWebhookLayer::new(SECRET)
