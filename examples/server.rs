@@ -12,17 +12,36 @@
 //! - `VOBIZ_REDIS_URL` (only with `--features redis`): deduplicate in this Redis, shared by every
 //!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
 //! - `RUST_LOG` (default `info`): log filter, e.g. `vobiz_webhooks=debug` to see every rejection.
+//!
+//! Serving: hyper's HTTP/1 server (through hyper-util) with a header read timeout of
+//! [`HEADER_READ_TIMEOUT`] and a whole-request timeout of [`REQUEST_TIMEOUT`] (tower-http's
+//! `TimeoutLayer`, answering 408), so clients that trickle bytes cannot hold connections and
+//! memory for ever. On Ctrl-C or SIGTERM it stops accepting, lets requests in flight finish
+//! (for at most [`SHUTDOWN_GRACE`]) and exits.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
 use vobiz_webhooks::signature::Verifier;
 use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
+
+/// How long a client may take to send the request line and headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a whole request (body and handler) may take; shorter than the dedup lease (60 s),
+/// so a timed-out request's claim is released before the lease would expire.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long requests in flight may take to finish after the shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
     let kind = match &event {
@@ -141,15 +160,52 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(addr = %config.addr, "listening on POST /webhooks/vobiz");
-    if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
-        eprintln!("error: server failed: {err}");
-        return ExitCode::FAILURE;
-    }
+    let app = app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ));
+    serve(listener, app).await;
     tracing::info!("shut down");
     ExitCode::SUCCESS
+}
+
+/// Accepts connections until the shutdown signal, then waits for the open ones to finish.
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the grace period; exiting anyway");
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; requests in flight then finish before the server exits.
