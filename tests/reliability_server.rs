@@ -211,19 +211,24 @@ async fn case16_graceful_shutdown_under_load() {
     let mut in_flight = 0;
     let mut longest_ttl_ms = 0i64;
     if use_redis {
-        let keys = redis_cli(&redis_url, &["--scan", "--pattern", &format!("{prefix}*")])
-            .unwrap_or_default();
-        for key in keys.lines().filter(|k| !k.is_empty()) {
-            let value = redis_cli(&redis_url, &["get", key]).unwrap_or_default();
-            if value.trim() != "done" {
-                in_flight += 1;
-                let ttl: i64 = redis_cli(&redis_url, &["pttl", key])
-                    .and_then(|t| t.trim().parse().ok())
-                    .unwrap_or(-1);
-                longest_ttl_ms = longest_ttl_ms.max(ttl);
-            }
-            let _ = redis_cli(&redis_url, &["del", key]);
-        }
+        // One script: count the claims still in flight under this run's prefix, their longest
+        // remaining lease, and delete every key of the run.
+        let script = "local n, longest = 0, 0 \
+            for _, key in ipairs(redis.call('KEYS', ARGV[1])) do \
+              if redis.call('GET', key) ~= 'done' then \
+                n = n + 1 \
+                longest = math.max(longest, redis.call('PTTL', key)) \
+              end \
+              redis.call('DEL', key) \
+            end \
+            return {n, longest}";
+        let pattern = format!("{prefix}*");
+        let answer = redis_cli(&redis_url, &["eval", script, "0", &pattern]).unwrap_or_default();
+        let mut numbers = answer
+            .lines()
+            .filter_map(|line| line.trim().parse::<i64>().ok());
+        in_flight = numbers.next().expect("in-flight count") as usize;
+        longest_ttl_ms = numbers.next().unwrap_or(0);
     }
     figure(
         "16 graceful shutdown",
