@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod claim;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod dedup;
@@ -42,6 +43,7 @@ mod router;
 pub mod signature;
 mod verified;
 
+pub use claim::{ClaimHandle, OwnedClaim};
 #[cfg(feature = "moka")]
 pub use dedup::MokaStore;
 #[cfg(feature = "redis")]
