@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,10 @@ struct Inner {
     epoch: Instant,
     seed: u64,
     capacity: usize,
+    /// Entries held by all shards together; the capacity bounds this, not each shard.
+    len: AtomicUsize,
+    /// How many entries a shard frees when it makes room.
+    batch: usize,
     shard_mask: usize,
     shards: Box<[PaddedShard]>,
 }
@@ -72,7 +77,6 @@ struct PaddedShard(Mutex<Shard>);
 
 struct Shard {
     map: HashMap<Key, u64, KeyHashing>,
-    capacity: usize,
     next_token: u64,
 }
 
@@ -100,7 +104,7 @@ const fn is_done(word: u64) -> bool {
 /// Shards are worth their cost from this many ids per shard on.
 const IDS_PER_SHARD: usize = 4096;
 const MAX_SHARDS: usize = 64;
-/// A full shard frees this fraction of itself at once (at least one entry).
+/// A full store frees this fraction of a shard's share at once (at least one entry).
 const EVICTION_DIVISOR: usize = 32;
 
 impl MemoryStore {
@@ -117,8 +121,8 @@ impl MemoryStore {
     /// Size it as (deliveries per second) × (TTL in seconds) plus headroom; at about 52 bytes an
     /// id, a million ids is about 52 MB. Memory grows with use, not up front.
     ///
-    /// The capacity is split evenly over the shards (up to 64, one per 4096 ids), and each shard
-    /// enforces its share, so a shard may make room slightly before the whole store is full.
+    /// The capacity bounds the whole store, not each of its shards (up to 64, one per 4096
+    /// ids): a store of capacity `n` remembers every one of `n` ids however they spread.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let shards = (capacity / IDS_PER_SHARD).clamp(1, MAX_SHARDS);
@@ -129,11 +133,9 @@ impl MemoryStore {
         };
         let seed = random_u64();
         let shard_list = (0..shards)
-            .map(|index| {
-                let share = capacity / shards + usize::from(index < capacity % shards);
+            .map(|_| {
                 PaddedShard(Mutex::new(Shard {
                     map: HashMap::with_hasher(KeyHashing { seed }),
-                    capacity: share,
                     next_token: 0,
                 }))
             })
@@ -143,6 +145,8 @@ impl MemoryStore {
                 epoch: Instant::now(),
                 seed,
                 capacity,
+                len: AtomicUsize::new(0),
+                batch: (capacity / shards / EVICTION_DIVISOR).max(1),
                 shard_mask: shards - 1,
                 shards: shard_list,
             }),
@@ -156,11 +160,7 @@ impl MemoryStore {
 
     /// How many ids it holds now, in flight or done, including expired entries not yet dropped.
     pub fn len(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| lock(shard).map.len())
-            .sum()
+        self.inner.len.load(Ordering::Relaxed)
     }
 
     /// Whether it holds no id at all.
@@ -172,35 +172,71 @@ impl MemoryStore {
         u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn shard(&self, key: &EventKey) -> (MutexGuard<'_, Shard>, Key) {
-        let key = Key(*key.as_bytes());
+    fn shard_index(&self, key: &Key) -> usize {
         let hash = key_hash(self.inner.seed, &key.0);
         // hashbrown uses the low bits for the bucket and the top 7 for the tag: shard by the
         // middle ones.
-        let index = (hash >> 32) as usize & self.inner.shard_mask;
-        (lock(&self.inner.shards[index]), key)
+        (hash >> 32) as usize & self.inner.shard_mask
+    }
+
+    fn shard(&self, key: &EventKey) -> (MutexGuard<'_, Shard>, Key) {
+        let key = Key(*key.as_bytes());
+        (lock(&self.inner.shards[self.shard_index(&key)]), key)
+    }
+
+    /// Counts one more entry, if the store has room for it.
+    fn reserve(&self) -> bool {
+        self.inner
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                (len < self.inner.capacity).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    fn forget(&self, entries: usize) {
+        self.inner.len.fetch_sub(entries, Ordering::Relaxed);
     }
 
     fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
-        if shard.map.len() < shard.capacity {
-            let word = shard.new_claim(now, lease);
-            return Ok(match shard.map.entry(key) {
-                std::collections::hash_map::Entry::Vacant(vacant) => {
-                    vacant.insert(word);
-                    Claim::Fresh(ClaimToken::from_u128(word.into()))
-                }
-                std::collections::hash_map::Entry::Occupied(mut occupied) => {
-                    settle_existing(occupied.get_mut(), word, now)
-                }
-            });
-        }
         let word = shard.new_claim(now, lease);
-        if let Some(existing) = shard.map.get_mut(&key) {
-            return Ok(settle_existing(existing, word, now));
+        match shard.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut occupied) => {
+                return Ok(settle_existing(occupied.get_mut(), word, now));
+            }
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                if self.reserve() {
+                    vacant.insert(word);
+                    return Ok(Claim::Fresh(ClaimToken::from_u128(word.into())));
+                }
+            }
         }
-        shard.make_room(now)?;
+        // Full. Make room here, or else in another shard (never holding two locks).
+        let freed = shard.make_room(now, self.inner.batch);
+        self.forget(freed);
+        if freed == 0 {
+            drop(shard);
+            let own = self.shard_index(&key);
+            for (index, other) in self.inner.shards.iter().enumerate() {
+                if index != own {
+                    let freed = lock(other).make_room(now, self.inner.batch);
+                    self.forget(freed);
+                    if freed > 0 {
+                        break;
+                    }
+                }
+            }
+            shard = lock(&self.inner.shards[own]);
+            // Unlocked meanwhile: someone may have claimed the id.
+            if let Some(existing) = shard.map.get_mut(&key) {
+                return Ok(settle_existing(existing, word, now));
+            }
+        }
+        if !self.reserve() {
+            return Err(StoreError::from_kind(StoreErrorKind::CapacityExhausted));
+        }
         shard.map.insert(key, word);
         Ok(Claim::Fresh(ClaimToken::from_u128(word.into())))
     }
@@ -226,6 +262,8 @@ impl MemoryStore {
                 // to release any more.
                 let live = !is_expired(*word, now);
                 shard.map.remove(&key);
+                drop(shard);
+                self.forget(1);
                 live
             }
             _ => false,
@@ -260,10 +298,10 @@ impl Shard {
         IN_FLIGHT | deadline_after(now, lease) << DEADLINE_SHIFT | self.next_token
     }
 
-    /// Frees room for at least one entry: every expired entry goes, then the completed entries
-    /// with the earliest deadlines, up to 1/32 of the shard. Live claims never go.
-    fn make_room(&mut self, now: u64) -> Result<(), StoreError> {
-        let batch = (self.capacity / EVICTION_DIVISOR).max(1);
+    /// Frees room: every expired entry goes, then, up to `batch` entries in all, the completed
+    /// entries with the earliest deadlines. Live claims never go. Answers how many went.
+    fn make_room(&mut self, now: u64, batch: usize) -> usize {
+        let before = self.map.len();
         let mut expired = 0usize;
         let mut done_deadlines = Vec::new();
         for &word in self.map.values() {
@@ -275,7 +313,7 @@ impl Shard {
         }
         let evict = batch.saturating_sub(expired).min(done_deadlines.len());
         if expired == 0 && evict == 0 {
-            return Err(StoreError::from_kind(StoreErrorKind::CapacityExhausted));
+            return 0;
         }
         // Done entries with a deadline below `threshold` go, and `ties` of those equal to it.
         let (threshold, mut ties) = if evict == 0 {
@@ -304,7 +342,7 @@ impl Shard {
                 true
             }
         });
-        Ok(())
+        before - self.map.len()
     }
 }
 
@@ -433,7 +471,6 @@ mod tests {
     fn the_word_packs_state_deadline_and_token() {
         let mut shard = Shard {
             map: HashMap::with_hasher(KeyHashing { seed: 1 }),
-            capacity: 1,
             next_token: TOKEN_MASK,
         };
         let word = shard.new_claim(1_000, Duration::from_millis(50));
@@ -454,8 +491,7 @@ mod tests {
         assert_eq!(MemoryStore::with_capacity(20_000).inner.shards.len(), 4);
         let store = MemoryStore::new();
         assert_eq!(store.inner.shards.len(), 64);
-        let shares: usize = store.inner.shards.iter().map(|s| lock(s).capacity).sum();
-        assert_eq!(shares, MemoryStore::DEFAULT_CAPACITY);
+        assert_eq!(store.inner.batch, 1_000_000 / 64 / 32);
     }
 
     #[test]
