@@ -22,8 +22,9 @@ use super::{
 /// fails with [`StoreErrorKind::CapacityExhausted`] (the layer answers 503, the sender retries)
 /// instead of forgetting one and running a handler twice.
 ///
-/// Each remembered id costs about 52 bytes at one million ids and a claim takes about 100 ns
-/// (see the crate's `benches/dedup.rs`). Expired entries are dropped lazily, when touched or when
+/// Each remembered id costs about 53 bytes at one million ids (resident memory, measured by the
+/// crate's `tests/dedup_footprint.rs`), and a claim plus its completion a few hundred
+/// nanoseconds (`benches/dedup.rs`). Expired entries are dropped lazily, when touched or when
 /// room is needed: no background thread.
 ///
 /// ```
@@ -51,9 +52,11 @@ use super::{
 /// How it is built: the key's 16 bytes pick one of up to 64 shards, each a `Mutex` over a
 /// `HashMap<[u8; 16], u64>`; the `u64` packs the state (in flight or done), the deadline in
 /// milliseconds since the store was made (40 bits) and a per-shard claim counter (22 bits). The
-/// packed word is the claim token, so fencing is one comparison. A full shard makes room in one
-/// pass: it drops every expired entry and, when that is not enough, the completed entries with
-/// the earliest deadlines, 1/32 of the shard at a time so the cost spreads over many claims.
+/// packed word is the claim token, so fencing is one comparison. One atomic count bounds the
+/// whole store. When it is full, the new id's shard makes room in one pass: it drops every
+/// expired entry and, when that is not enough, the completed entries with the earliest
+/// deadlines, 1/32 of its share at a time so the cost spreads over many claims; only when that
+/// shard holds nothing but live claims are the other shards asked, one lock at a time.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -108,7 +111,7 @@ const MAX_SHARDS: usize = 64;
 const EVICTION_DIVISOR: usize = 32;
 
 impl MemoryStore {
-    /// The capacity of [`MemoryStore::new`]: one million ids, about 52 MB when full.
+    /// The capacity of [`MemoryStore::new`]: one million ids, about 53 MB when full.
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
@@ -118,8 +121,8 @@ impl MemoryStore {
 
     /// A store that remembers at most `capacity` ids (at least one).
     ///
-    /// Size it as (deliveries per second) × (TTL in seconds) plus headroom; at about 52 bytes an
-    /// id, a million ids is about 52 MB. Memory grows with use, not up front.
+    /// Size it as (deliveries per second) × (TTL in seconds) plus headroom; at about 53 bytes an
+    /// id, a million ids is about 53 MB. Memory grows with use, not up front.
     ///
     /// The capacity bounds the whole store, not each of its shards (up to 64, one per 4096
     /// ids): a store of capacity `n` remembers every one of `n` ids however they spread.
@@ -531,6 +534,41 @@ mod tests {
             assert!(matches!(claim(&store, n, lease)?, Claim::Fresh(_)), "{n}");
         }
         assert_eq!(store.len(), 3200);
+        Ok(())
+    }
+
+    #[test]
+    fn a_shard_of_live_claims_takes_room_from_another() -> Result<(), StoreError> {
+        let store = MemoryStore::with_capacity(8192);
+        assert_eq!(store.inner.shards.len(), 2);
+        let in_shard = |shard: usize| -> Vec<u32> {
+            (0u32..)
+                .filter(|n| store.shard_index(&Key(*key(*n).as_bytes())) == shard)
+                .take(8192)
+                .collect()
+        };
+        let lease = Duration::from_secs(60);
+        let done: Vec<u32> = in_shard(1).into_iter().take(100).collect();
+        for &n in &done {
+            let Claim::Fresh(token) = claim(&store, n, lease)? else {
+                panic!("fresh");
+            };
+            assert!(store.complete_now(&key(n), &token, Duration::from_secs(600)));
+        }
+        let mut live: Vec<u32> = in_shard(0).into_iter().take(8192 - 100 + 1).collect();
+        let newcomer = live.pop().unwrap_or_default();
+        for &n in &live {
+            assert!(matches!(claim(&store, n, lease)?, Claim::Fresh(_)));
+        }
+        assert_eq!(store.len(), 8192);
+        assert!(matches!(claim(&store, newcomer, lease)?, Claim::Fresh(_)));
+        for &n in &live {
+            assert_eq!(claim(&store, n, lease)?, Claim::InFlight);
+        }
+        // Shard 1 gave its done ids (up to a batch of 128: all 100).
+        assert_eq!(store.len(), 8192 - 100 + 1);
+        let held: usize = store.inner.shards.iter().map(|s| lock(s).map.len()).sum();
+        assert_eq!(held, store.len());
         Ok(())
     }
 
