@@ -12,9 +12,9 @@ use vobiz_webhooks::{Claim, ClaimToken, DedupStore, EventKey};
 const LEASE: Duration = Duration::from_secs(60);
 const TTL: Duration = Duration::from_secs(120);
 /// Short enough for fast tests, long enough for a loaded 2-core machine to make the calls in it.
-const SHORT: Duration = Duration::from_millis(150);
+const SHORT: Duration = Duration::from_millis(250);
 /// Past `SHORT` with room for a coarse clock.
-const PAST_SHORT: Duration = Duration::from_millis(300);
+const PAST_SHORT: Duration = Duration::from_millis(500);
 
 async fn fresh(store: &impl DedupStore, key: &EventKey, lease: Duration) -> ClaimToken {
     match store.claim(key, lease).await {

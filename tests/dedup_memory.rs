@@ -91,7 +91,7 @@ async fn live_claims_are_never_evicted() {
 #[tokio::test]
 async fn full_of_live_claims_it_refuses_until_one_settles_or_expires() {
     let store = MemoryStore::with_capacity(4);
-    let short = Duration::from_millis(100);
+    let short = Duration::from_millis(300);
     let mut tokens = Vec::new();
     let keys: Vec<EventKey> = (0..4).map(|_| fresh_key()).collect();
     for key in &keys {
@@ -118,7 +118,7 @@ async fn full_of_live_claims_it_refuses_until_one_settles_or_expires() {
     assert!(store.claim(&fresh_key(), LEASE).await.is_err());
 
     // So does a lease running out.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     fresh(&store, &fresh_key()).await;
     assert_eq!(claim(&store, &waiting).await, Claim::InFlight);
 }
