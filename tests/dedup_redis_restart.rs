@@ -5,65 +5,16 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fresh_key;
+use common::redis_server::{free_port, Server, REDIS_SERVER};
 use vobiz_webhooks::{Claim, DedupStore, RedisStore, StoreError};
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
 const LEASE: Duration = Duration::from_secs(60);
 /// Any one store call must settle within this; a hang fails the test.
 const CALL_LIMIT: Duration = Duration::from_secs(5);
-
-/// A `redis-server` child, killed when dropped.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let server = match child {
-            Ok(child) => Server(child),
-            Err(error) => panic!("cannot start {REDIS_SERVER}: {error}"),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn stop(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
-        Ok(address) => address.port(),
-        Err(error) => panic!("no free port: {error}"),
-    }
-}
 
 async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(CALL_LIMIT, call).await {

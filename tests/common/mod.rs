@@ -82,3 +82,59 @@ pub mod redis {
         }
     }
 }
+
+/// A `redis-server` of a test's own, on a free loopback port, for tests that stop Redis.
+pub mod redis_server {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+    /// A `redis-server` child, killed when dropped.
+    pub struct Server(Child);
+
+    impl Server {
+        pub fn start(port: u16) -> Server {
+            let child = Command::new(REDIS_SERVER)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let server = match child {
+                Ok(child) => Server(child),
+                Err(error) => panic!("cannot start {REDIS_SERVER}: {error}"),
+            };
+            let started = Instant::now();
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "redis-server did not listen on {port}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server
+        }
+
+        pub fn stop(mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    pub fn free_port() -> u16 {
+        match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
+            Ok(address) => address.port(),
+            Err(error) => panic!("no free port: {error}"),
+        }
+    }
+}
