@@ -53,10 +53,12 @@ use super::{
 /// `HashMap<[u8; 16], u64>`; the `u64` packs the state (in flight or done), the deadline in
 /// milliseconds since the store was made (40 bits) and a per-shard claim counter (22 bits). The
 /// packed word is the claim token, so fencing is one comparison. One atomic count bounds the
-/// whole store. When it is full, the new id's shard makes room in one pass: it drops every
-/// expired entry and, when that is not enough, the completed entries with the earliest
-/// deadlines, 1/16 of its share at a time so the cost spreads over many claims; only when that
-/// shard holds nothing but live claims are the other shards asked, one lock at a time.
+/// whole store. When it is full, a shard makes room in one pass: it drops every expired entry
+/// and, when that is not enough, the completed entries with the earliest deadlines, 1/16 of its
+/// share at a time so the cost spreads over many claims. The new id's shard does so when it holds
+/// at least its share; otherwise (or when it holds only live claims) the fullest other shards
+/// do, one lock at a time. That keeps shards near their share, so "oldest first" holds across
+/// the store, within about one batch per shard.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
