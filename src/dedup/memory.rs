@@ -53,10 +53,12 @@ use super::{
 /// `HashMap<[u8; 16], u64>`; the `u64` packs the state (in flight or done), the deadline in
 /// milliseconds since the store was made (40 bits) and a per-shard claim counter (22 bits). The
 /// packed word is the claim token, so fencing is one comparison. One atomic count bounds the
-/// whole store. When it is full, the new id's shard makes room in one pass: it drops every
-/// expired entry and, when that is not enough, the completed entries with the earliest
-/// deadlines, 1/32 of its share at a time so the cost spreads over many claims; only when that
-/// shard holds nothing but live claims are the other shards asked, one lock at a time.
+/// whole store. When it is full, a shard makes room in one pass: it drops every expired entry
+/// and, when that is not enough, the completed entries with the earliest deadlines, 1/16 of its
+/// share at a time so the cost spreads over many claims. The new id's shard does so when it holds
+/// at least its share; otherwise (or when it holds only live claims) the fullest other shards
+/// do, one lock at a time. That keeps shards near their share, so "oldest first" holds across
+/// the store, within about one batch per shard.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -70,6 +72,8 @@ struct Inner {
     len: AtomicUsize,
     /// How many entries a shard frees when it makes room.
     batch: usize,
+    /// A shard's fair share of the capacity.
+    share: usize,
     shard_mask: usize,
     shards: Box<[PaddedShard]>,
 }
@@ -108,7 +112,7 @@ const fn is_done(word: u64) -> bool {
 const IDS_PER_SHARD: usize = 4096;
 const MAX_SHARDS: usize = 64;
 /// A full store frees this fraction of a shard's share at once (at least one entry).
-const EVICTION_DIVISOR: usize = 32;
+const EVICTION_DIVISOR: usize = 16;
 
 impl MemoryStore {
     /// The capacity of [`MemoryStore::new`]: one million ids, about 53 MB when full.
@@ -150,6 +154,7 @@ impl MemoryStore {
                 capacity,
                 len: AtomicUsize::new(0),
                 batch: (capacity / shards / EVICTION_DIVISOR).max(1),
+                share: capacity.div_ceil(shards),
                 shard_mask: shards - 1,
                 shards: shard_list,
             }),
@@ -216,20 +221,22 @@ impl MemoryStore {
                 }
             }
         }
-        // Full. Make room here, or else in another shard (never holding two locks).
-        let freed = shard.make_room(now, self.inner.batch);
-        self.forget(freed);
+        // Full. A shard holding at least its share makes room in itself. A smaller one takes
+        // the room from the fullest other shards instead: without that pull towards the share,
+        // shard sizes would drift apart and small shards would drop ids younger than the ones
+        // big shards keep.
+        let own = self.shard_index(&key);
+        let mut freed = 0;
+        if shard.map.len() >= self.inner.share {
+            freed = shard.make_room(now, self.inner.batch);
+            self.forget(freed);
+        }
         if freed == 0 {
             drop(shard);
-            let own = self.shard_index(&key);
-            for (index, other) in self.inner.shards.iter().enumerate() {
-                if index != own {
-                    let freed = lock(other).make_room(now, self.inner.batch);
-                    self.forget(freed);
-                    if freed > 0 {
-                        break;
-                    }
-                }
+            freed = self.make_room_elsewhere(own, now);
+            if freed == 0 {
+                freed = lock(&self.inner.shards[own]).make_room(now, self.inner.batch);
+                self.forget(freed);
             }
             shard = lock(&self.inner.shards[own]);
             // Unlocked meanwhile: someone may have claimed the id.
@@ -242,6 +249,28 @@ impl MemoryStore {
         }
         shard.map.insert(key, word);
         Ok(Claim::Fresh(ClaimToken::from_u128(word.into())))
+    }
+
+    /// Makes room in the other shards, fullest first, one lock at a time; answers how many
+    /// entries went. Runs once per eviction batch, not per claim.
+    fn make_room_elsewhere(&self, own: usize, now: u64) -> usize {
+        let mut by_size: Vec<(usize, usize)> = self
+            .inner
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != own)
+            .map(|(index, shard)| (lock(shard).map.len(), index))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, index) in by_size {
+            let freed = lock(&self.inner.shards[index]).make_room(now, self.inner.batch);
+            self.forget(freed);
+            if freed > 0 {
+                return freed;
+            }
+        }
+        0
     }
 
     fn complete_now(&self, key: &EventKey, token: &ClaimToken, ttl: Duration) -> bool {
@@ -494,7 +523,7 @@ mod tests {
         assert_eq!(MemoryStore::with_capacity(20_000).inner.shards.len(), 4);
         let store = MemoryStore::new();
         assert_eq!(store.inner.shards.len(), 64);
-        assert_eq!(store.inner.batch, 1_000_000 / 64 / 32);
+        assert_eq!(store.inner.batch, 1_000_000 / 64 / 16);
     }
 
     #[test]
@@ -514,9 +543,9 @@ mod tests {
 
     #[test]
     fn eviction_takes_the_earliest_deadlines_and_at_most_a_batch() -> Result<(), StoreError> {
-        let store = MemoryStore::with_capacity(3200); // one shard, batch of 100
+        let store = MemoryStore::with_capacity(1600); // one shard, batch of 100
         let lease = Duration::from_secs(60);
-        for n in 0..3200u32 {
+        for n in 0..1600u32 {
             let Claim::Fresh(token) = claim(&store, n, lease)? else {
                 panic!("fresh");
             };
@@ -525,15 +554,15 @@ mod tests {
             assert!(store.complete_now(&key(n), &token, ttl));
         }
         assert!(matches!(claim(&store, 99_999, lease)?, Claim::Fresh(_)));
-        assert_eq!(store.len(), 3200 - 100 + 1);
-        for n in 100..3200 {
+        assert_eq!(store.len(), 1600 - 100 + 1);
+        for n in 100..1600 {
             assert_eq!(claim(&store, n, lease)?, Claim::Done, "{n}");
         }
         for n in 0..99 {
             // Forgotten; there is room for these 99 without another eviction.
             assert!(matches!(claim(&store, n, lease)?, Claim::Fresh(_)), "{n}");
         }
-        assert_eq!(store.len(), 3200);
+        assert_eq!(store.len(), 1600);
         Ok(())
     }
 
@@ -565,10 +594,44 @@ mod tests {
         for &n in &live {
             assert_eq!(claim(&store, n, lease)?, Claim::InFlight);
         }
-        // Shard 1 gave its done ids (up to a batch of 128: all 100).
+        // Shard 1 gave its done ids (up to a batch of 256: all 100).
         assert_eq!(store.len(), 8192 - 100 + 1);
         let held: usize = store.inner.shards.iter().map(|s| lock(s).map.len()).sum();
         assert_eq!(held, store.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_full_store_forgets_about_the_oldest_across_shards() -> Result<(), StoreError> {
+        let capacity = 100_000;
+        let store = MemoryStore::with_capacity(capacity);
+        assert_eq!(store.inner.shards.len(), 16);
+        let lease = Duration::from_secs(60);
+        let ttl = Duration::from_secs(86_400);
+        // Three times the capacity: every id after the first 100 000 makes room.
+        for n in 0..3 * capacity as u32 {
+            let Claim::Fresh(token) = claim(&store, n, lease)? else {
+                panic!("{n} not fresh");
+            };
+            assert!(store.complete_now(&key(n), &token, ttl));
+        }
+        assert!(store.len() <= capacity);
+        assert!(store.len() >= capacity - 16 * store.inner.batch);
+        // Shards stay near their share instead of drifting apart.
+        for shard in store.inner.shards.iter() {
+            let len = lock(shard).map.len();
+            let share = store.inner.share;
+            assert!(
+                len.abs_diff(share) <= 2 * store.inner.batch,
+                "{len} vs {share}"
+            );
+        }
+        // The newest 90 % are all remembered (the oldest went first).
+        for n in (3 * capacity - capacity * 9 / 10) as u32..3 * capacity as u32 {
+            let key = Key(*key(n).as_bytes());
+            let shard = lock(&store.inner.shards[store.shard_index(&key)]);
+            assert!(shard.map.contains_key(&key), "{n} forgotten");
+        }
         Ok(())
     }
 
