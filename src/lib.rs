@@ -50,7 +50,10 @@ pub use dedup::{Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError
 pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::VobizEvent;
 pub use extract::MissingVobizLayer;
-pub use layer::{ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT};
+pub use layer::{
+    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT, DEFAULT_LEASE,
+    DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
+};
 pub use rejection::Rejection;
 pub use router::{RouterFuture, VobizRouter};
 pub use signature::sign;
