@@ -40,6 +40,8 @@ mod layer;
 mod rejection;
 mod router;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verified;
 
 #[cfg(feature = "moka")]
