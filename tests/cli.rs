@@ -454,6 +454,29 @@ async fn http_needs_allow_http_and_the_secret_must_not_be_empty() {
     assert!(stderr.contains("--allow-http"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing was sent");
 
+    // With the flag, loopback goes quietly; another host gets a warning.
+    for (url, warned) in [
+        ("http://[::1]:9/webhooks/vobiz", false),
+        ("http://localhost:9/webhooks/vobiz", false),
+        ("http://192.0.2.1:9/webhooks/vobiz", true),
+    ] {
+        let output = vobiz(
+            &[
+                "trigger",
+                "nope",
+                "--url",
+                url,
+                "--secret",
+                SECRET,
+                "--allow-http",
+            ],
+            b"",
+        )
+        .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(stderr.contains("clear text"), warned, "{stderr}");
+    }
+
     for args in [
         &[
             "trigger",

@@ -286,7 +286,21 @@ fn check_url(url: &str, allow_http: bool) -> Result<Url, Failure> {
         .map_err(|err| Failure::usage(format!("--url `{url}` is not a URL: {err}")))?;
     match parsed.scheme() {
         "https" => Ok(parsed),
-        "http" if allow_http => Ok(parsed),
+        "http" if allow_http => {
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                eprintln!(
+                    "warning: --allow-http: sending to a non-loopback host in clear text \
+                     (message contents are readable on the way)"
+                );
+            }
+            Ok(parsed)
+        }
         "http" => Err(Failure::usage(format!(
             "--url `{url}` is not HTTPS. Vobiz only delivers to HTTPS URLs; to send to a local \
              plain-HTTP server anyway, add --allow-http"

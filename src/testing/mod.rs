@@ -650,7 +650,8 @@ impl TestEvent {
         self
     }
 
-    /// Sets the request's path (default [`DEFAULT_URI`], `/webhooks/vobiz`).
+    /// Sets the request's path (default [`DEFAULT_URI`], `/webhooks/vobiz`); a value that is
+    /// not a valid URI falls back to the default.
     pub fn uri(mut self, uri: impl Into<String>) -> Self {
         self.uri = uri.into();
         self
