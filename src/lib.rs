@@ -41,6 +41,8 @@ mod layer;
 mod rejection;
 mod router;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verified;
 
 pub use claim::{ClaimHandle, OwnedClaim};
