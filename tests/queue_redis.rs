@@ -297,7 +297,13 @@ async fn a_full_stream_answers_503_and_releases_the_claim() {
 
 /// SIGKILL a worker process mid-handler; another worker reclaims its entry; poisoned events end
 /// in the dead-letter stream with their error; nothing is lost.
-async fn kill_scenario(test: &str, events: usize, poison_every: usize, sleep: Duration) {
+async fn kill_scenario(
+    test: &str,
+    events: usize,
+    poison_every: usize,
+    sleep: Duration,
+    kill_after: u64,
+) {
     let Some(setup) = setup(test).await else {
         return;
     };
@@ -321,10 +327,10 @@ async fn kill_scenario(test: &str, events: usize, poison_every: usize, sleep: Du
 
     let mut child = spawn_child(&setup, sleep);
     assert!(
-        wait_for(Duration::from_secs(30), async || setup
+        wait_for(Duration::from_secs(120), async || setup
             .counter("started")
             .await
-            >= 3)
+            >= kill_after)
         .await,
         "the child worker never started handling"
     );
@@ -374,12 +380,12 @@ async fn kill_scenario(test: &str, events: usize, poison_every: usize, sleep: Du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_worker_s_event_is_reclaimed_and_nothing_is_lost() {
-    kill_scenario("kill-short", 40, 10, Duration::from_millis(200)).await;
+    kill_scenario("kill-short", 40, 10, Duration::from_millis(200), 3).await;
 }
 
 /// `cargo test --features redis --release --test queue_redis -- --ignored --nocapture ten_thousand`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 10,000 events"]
 async fn ten_thousand_events_one_percent_poisoned_a_worker_sigkilled() {
-    kill_scenario("kill-long", 10_000, 100, Duration::from_millis(2)).await;
+    kill_scenario("kill-long", 10_000, 100, Duration::from_millis(2), 3_000).await;
 }
