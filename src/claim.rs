@@ -124,6 +124,18 @@ impl OwnedClaim {
         &self.key
     }
 
+    /// The token that owns the claim, without giving the claim up: to record it (e.g. in a
+    /// queue entry) before deciding whether to [`into_parts`](Self::into_parts) or
+    /// [`release`](Self::release).
+    pub fn token(&self) -> &ClaimToken {
+        &self.token
+    }
+
+    /// How long the event is remembered once completed: the layer's TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Marks the event done for the layer's TTL. `Ok(false)` when the claim was no longer ours
     /// (the lease ran out and another delivery took it over).
     ///

@@ -38,6 +38,7 @@ pub mod event;
 pub mod extract;
 pub mod headers;
 mod layer;
+pub mod queue;
 mod rejection;
 mod router;
 pub mod signature;
