@@ -44,17 +44,38 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
-    let kind = match &event {
-        VobizEvent::MessageInbound(_) => "message",
-        VobizEvent::MessageStatus(_) => "status",
-        VobizEvent::Call(_) => "call",
-        _ => "unknown",
+    // The kind of event and the one detail a person wants to see first.
+    let (kind, detail) = match &event {
+        VobizEvent::MessageInbound(msg) => (
+            "message",
+            json!({
+                "from": msg.from(),
+                "type": msg.kind(),
+                "text": msg.text(),
+            }),
+        ),
+        VobizEvent::MessageStatus(st) => (
+            "status",
+            json!({
+                "wamid": st.wamid(),
+                "status": st.status().map(|status| status.as_str()),
+            }),
+        ),
+        VobizEvent::Call(call) => (
+            "call",
+            json!({
+                "call_id": call.call_id(),
+                "event": call.event(),
+            }),
+        ),
+        _ => ("unknown", json!({})),
     };
     let line = json!({
         "event_id": meta.event_id(),
         "event_type": meta.event_type().as_str(),
         "kind": kind,
         "account_id": meta.account_id(),
+        "detail": detail,
     });
     // One line per event, flushed at once so a reader sees it immediately.
     let mut stdout = std::io::stdout().lock();

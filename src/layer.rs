@@ -17,9 +17,8 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::dedup::{
-    Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind,
-};
+use crate::claim::{ClaimHandle, OwnedClaim, SettleStore};
+use crate::dedup::{Claim, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 use crate::envelope::{self, Envelope};
 use crate::headers::{X_VOBIZ_DUPLICATE, X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
 use crate::rejection::Rejection;
@@ -77,14 +76,40 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
 pub struct VobizWebhookLayer<D = MemoryStore> {
     config: Arc<Config>,
-    store: Arc<D>,
+    dedup: Dedup<D>,
 }
 
 impl<D> Clone for VobizWebhookLayer<D> {
     fn clone(&self) -> Self {
         Self {
             config: Arc::clone(&self.config),
+            dedup: self.dedup.clone(),
+        }
+    }
+}
+
+/// The store, shared by every clone: typed for the claim on the hot path, erased for the
+/// [`OwnedClaim`] that settles it.
+struct Dedup<D> {
+    store: Arc<D>,
+    settler: Arc<dyn SettleStore>,
+}
+
+impl<D: DedupStore> Dedup<D> {
+    fn new(store: D) -> Self {
+        let store = Arc::new(store);
+        Self {
+            settler: Arc::new(Arc::clone(&store)),
+            store,
+        }
+    }
+}
+
+impl<D> Clone for Dedup<D> {
+    fn clone(&self) -> Self {
+        Self {
             store: Arc::clone(&self.store),
+            settler: Arc::clone(&self.settler),
         }
     }
 }
@@ -136,7 +161,7 @@ impl VobizWebhookLayer<MemoryStore> {
                 retry_after: DEFAULT_RETRY_AFTER,
                 fail_open: false,
             }),
-            store: Arc::new(MemoryStore::new()),
+            dedup: Dedup::new(MemoryStore::new()),
         }
     }
 }
@@ -182,7 +207,7 @@ impl<D> VobizWebhookLayer<D> {
     pub fn store<D2: DedupStore>(self, store: D2) -> VobizWebhookLayer<D2> {
         VobizWebhookLayer {
             config: self.config,
-            store: Arc::new(store),
+            dedup: Dedup::new(store),
         }
     }
 
@@ -272,7 +297,7 @@ impl<S, D> Layer<S> for VobizWebhookLayer<D> {
         VobizWebhook {
             inner,
             config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
+            dedup: self.dedup.clone(),
         }
     }
 }
@@ -281,7 +306,7 @@ impl<S, D> Layer<S> for VobizWebhookLayer<D> {
 pub struct VobizWebhook<S, D = MemoryStore> {
     inner: S,
     config: Arc<Config>,
-    store: Arc<D>,
+    dedup: Dedup<D>,
 }
 
 impl<S: Clone, D> Clone for VobizWebhook<S, D> {
@@ -289,7 +314,7 @@ impl<S: Clone, D> Clone for VobizWebhook<S, D> {
         Self {
             inner: self.inner.clone(),
             config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
+            dedup: self.dedup.clone(),
         }
     }
 }
@@ -336,8 +361,8 @@ where
                 return ResponseFuture::ready(response);
             }
         };
-        let store = Arc::clone(&self.store);
-        ResponseFuture::new(handle(inner, config, store, request, tag))
+        let dedup = self.dedup.clone();
+        ResponseFuture::new(handle(inner, config, dedup, request, tag))
     }
 }
 
@@ -365,7 +390,7 @@ fn check_headers(headers: &HeaderMap, limit: usize) -> Result<[u8; TAG_LEN], Rej
 async fn handle<S, D, ReqBody, ResBody>(
     mut inner: S,
     config: Arc<Config>,
-    store: Arc<D>,
+    dedup: Dedup<D>,
     request: Request<ReqBody>,
     tag: [u8; TAG_LEN],
 ) -> Result<Response, S::Error>
@@ -387,9 +412,15 @@ where
     // deadline below falls before the store lets anyone else claim the id.
     let lease_deadline = tokio::time::Instant::now().checked_add(config.lease);
     let key = EventKey::from_event_id(verified.event_id());
-    let claim = claim_within(&store, key, &config).await;
-    let guard = match claim {
-        Ok(Claim::Fresh(token)) => Some(ClaimGuard::new(store, key, token, config.store_timeout)),
+    let claim = claim_within(&dedup.store, key, &config).await;
+    let handle = match claim {
+        Ok(Claim::Fresh(token)) => Some(ClaimHandle::new(OwnedClaim::new(
+            dedup.settler,
+            key,
+            token,
+            config.ttl,
+            config.store_timeout,
+        ))),
         Ok(Claim::Done) => return Ok(duplicate(&verified)),
         Ok(Claim::InFlight) => {
             let retry_after = retry_after_secs(config.retry_after);
@@ -413,24 +444,28 @@ where
         }
     };
 
-    // Step 7: the same bytes as the body, the verified record in the extensions.
+    // Step 7: the same bytes as the body, the verified record (and the claim) in the extensions.
     let body = Body::from(verified.body().clone());
     parts.extensions.insert(verified);
-    // An error returns here: the guard's drop releases the claim (as on a panic or when the
-    // response future is dropped).
+    if let Some(handle) = &handle {
+        parts.extensions.insert(handle.clone());
+    }
+    // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
+    // when the response future is dropped).
     let call = inner.call(Request::from_parts(parts, body));
     // A handler must not outlive its claim: once the lease is over a retry may claim the id,
     // and two runs of one event would overlap. Cancel it instead; the claim is released and
     // the sender retries.
-    let response = match (&guard, lease_deadline) {
+    let response = match (&handle, lease_deadline) {
         (Some(_), Some(deadline)) => {
             let outcome = tokio::time::timeout_at(deadline, call).await;
             match outcome {
                 Ok(response) => response?,
                 Err(_elapsed) => {
                     // The lease is over, so the release is fenced and nearly always a no-op;
-                    // the guard's drop sends it off the response path.
-                    drop(guard);
+                    // the unsettled claim's drop sends it off the response path. (A claim the
+                    // inner service took over was dropped with its future, or is its own.)
+                    drop(handle.and_then(|handle| handle.take()));
                     let rejection = Rejection::LeaseExpired {
                         lease: config.lease,
                         retry_after: retry_after_secs(config.retry_after),
@@ -442,22 +477,16 @@ where
         _ => call.await?,
     };
 
-    // Step 8: settle the claim: done on 2xx, released otherwise so the retry runs the handler.
-    if let Some(guard) = guard {
-        guard.settle(response.status().is_success(), &config).await;
+    // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
+    // otherwise so the retry runs the handler. Failures are logged where they happen.
+    if let Some(claim) = handle.and_then(|handle| handle.take()) {
+        let _ = if response.status().is_success() {
+            claim.complete().await
+        } else {
+            claim.release().await
+        };
     }
     Ok(response.map(Body::new))
-}
-
-/// A store call bounded by the configured timeout; running out is a store error.
-async fn with_timeout<T>(
-    timeout: Duration,
-    operation: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
-    }
 }
 
 /// Claims `key` within the store timeout. A claim that times out may still land later (a Redis
@@ -484,7 +513,7 @@ async fn claim_within<D: DedupStore>(
                     if let Ok(Ok(Claim::Fresh(token))) = tokio::time::timeout(lease, claiming).await
                     {
                         tracing::debug!(%key, "releasing a claim that landed after its timeout");
-                        let _ = store.release(&key, &token).await;
+                        let _ = DedupStore::release(&*store, &key, &token).await;
                     }
                 });
             }
@@ -513,108 +542,6 @@ fn duplicate(event: &VerifiedEvent) -> Response {
         http::HeaderValue::from_static("completed"),
     );
     response
-}
-
-/// Owns a fresh claim until it is settled; dropped unsettled (handler panicked, or the response
-/// future was dropped because the client went away), it settles in a spawned task.
-struct ClaimGuard<D: DedupStore> {
-    store: Arc<D>,
-    key: EventKey,
-    /// `None` once settled.
-    token: Option<ClaimToken>,
-    /// What a drop does: release by default; complete once the handler has succeeded.
-    complete_on_drop: Option<Duration>,
-    timeout: Duration,
-}
-
-impl<D: DedupStore> ClaimGuard<D> {
-    fn new(store: Arc<D>, key: EventKey, token: ClaimToken, timeout: Duration) -> Self {
-        Self {
-            store,
-            key,
-            token: Some(token),
-            complete_on_drop: None,
-            timeout,
-        }
-    }
-
-    async fn settle(mut self, succeeded: bool, config: &Config) {
-        if succeeded {
-            // Dropped from here on, the claim must still be completed, not released.
-            self.complete_on_drop = Some(config.ttl);
-        }
-        let Some(token) = self.token.as_ref() else {
-            return;
-        };
-        let outcome = settle(
-            &*self.store,
-            &self.key,
-            token,
-            self.complete_on_drop,
-            self.timeout,
-        )
-        .await;
-        self.token = None;
-        log_settlement(&self.key, self.complete_on_drop.is_some(), outcome);
-    }
-}
-
-async fn settle<D: DedupStore>(
-    store: &D,
-    key: &EventKey,
-    token: &ClaimToken,
-    complete: Option<Duration>,
-    timeout: Duration,
-) -> Result<bool, StoreError> {
-    match complete {
-        Some(ttl) => with_timeout(timeout, store.complete(key, token, ttl)).await,
-        None => with_timeout(timeout, store.release(key, token)).await,
-    }
-}
-
-fn log_settlement(key: &EventKey, completed: bool, outcome: Result<bool, StoreError>) {
-    match (completed, outcome) {
-        (_, Ok(true)) => {}
-        (true, Ok(false)) => tracing::warn!(
-            %key,
-            "handler outlived its lease: another delivery may have run it too; not marked done"
-        ),
-        (false, Ok(false)) => tracing::debug!(%key, "claim already expired before release"),
-        (true, Err(error)) => tracing::error!(
-            %key,
-            %error,
-            "could not mark the event done; a retry after the lease runs the handler again"
-        ),
-        (false, Err(error)) => tracing::warn!(
-            %key,
-            %error,
-            "could not release the claim; a retry waits for the lease to expire"
-        ),
-    }
-}
-
-impl<D: DedupStore> Drop for ClaimGuard<D> {
-    fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
-            return;
-        };
-        let store = Arc::clone(&self.store);
-        let key = self.key;
-        let complete = self.complete_on_drop;
-        let timeout = self.timeout;
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let outcome = settle(&*store, &key, &token, complete, timeout).await;
-                    log_settlement(&key, complete.is_some(), outcome);
-                });
-            }
-            Err(_) => tracing::warn!(
-                %key,
-                "no Tokio runtime to release the claim; it expires with its lease"
-            ),
-        }
-    }
 }
 
 /// Steps 2–5: buffer within the limit, verify, read the envelope, check freshness.

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod claim;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod dedup;
@@ -37,20 +38,27 @@ pub mod event;
 pub mod extract;
 pub mod headers;
 mod layer;
+pub mod queue;
 mod rejection;
 mod router;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verified;
 
+pub use claim::{ClaimHandle, OwnedClaim};
 #[cfg(feature = "moka")]
 pub use dedup::MokaStore;
 #[cfg(feature = "redis")]
 pub use dedup::RedisStore;
 pub use dedup::{Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
-pub use event::VobizEvent;
-pub use extract::MissingVobizLayer;
-pub use layer::{ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT};
+pub use event::{CallEvent, InboundEvent, StatusEvent, VobizEvent};
+pub use extract::{EventKindRejection, MissingVobizLayer};
+pub use layer::{
+    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT, DEFAULT_LEASE,
+    DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
+};
 pub use rejection::Rejection;
 pub use router::{RouterFuture, VobizRouter};
 pub use signature::sign;

@@ -425,3 +425,61 @@ async fn clones_of_a_layer_share_one_store() {
         .to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("duplicate"));
 }
+
+#[tokio::test]
+async fn an_inner_service_can_take_the_claim_over_and_settle_it_later() {
+    use vobiz_webhooks::{ClaimHandle, OwnedClaim};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OwnedClaim>();
+    let service = tower::Layer::layer(
+        &layer(),
+        service_fn(move |req: Request<Body>| {
+            let claim = req
+                .extensions()
+                .get::<ClaimHandle>()
+                .and_then(ClaimHandle::take);
+            let tx = tx.clone();
+            async move {
+                if let Some(claim) = claim {
+                    let _ = tx.send(claim);
+                }
+                // Answered at once; the work (and the claim) goes on elsewhere.
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }
+        }),
+    );
+    let send = |id: &str| service.clone().oneshot(delivery(id));
+
+    // Taken over: the 2xx does not complete it, the layer leaves it in flight.
+    assert_eq!(
+        send("evt-queued").await.expect("ok").status(),
+        StatusCode::OK
+    );
+    let claim = rx.recv().await.expect("claim handed over");
+    assert_eq!(
+        send("evt-queued").await.expect("ok").status(),
+        StatusCode::CONFLICT
+    );
+    assert!(claim.complete().await.expect("store"));
+    let after = send("evt-queued").await.expect("ok");
+    assert_eq!(after.headers()["x-vobiz-duplicate"], "completed");
+
+    // Taken over and dropped unsettled: released, so a redelivery is handled again.
+    assert_eq!(
+        send("evt-dropped-claim").await.expect("ok").status(),
+        StatusCode::OK
+    );
+    drop(rx.recv().await.expect("claim handed over"));
+    let mut status = StatusCode::CONFLICT;
+    for _ in 0..200 {
+        status = send("evt-dropped-claim").await.expect("ok").status();
+        if status != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        rx.recv().await.is_some(),
+        "handed over again on the redelivery"
+    );
+}

@@ -200,3 +200,106 @@ async fn router_without_the_layer_is_500_naming_the_fix() {
     assert!(body.contains("VobizWebhookLayer"), "{body}");
     assert!(log.lock().expect("lock").is_empty());
 }
+
+/// A fixture body under a fresh event id, signed, with its `X-Webhook-Event`.
+fn fixture(body: &str) -> Request<Body> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut envelope: serde_json::Value = serde_json::from_str(body).expect("fixture");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    envelope["event_id"] = format!("fixture-{n}").into();
+    let event_type = envelope["event_type"].as_str().expect("type").to_owned();
+    let body = Bytes::from(serde_json::to_vec(&envelope).expect("json"));
+    Request::post("/webhooks/vobiz")
+        .header("x-webhook-signature", sign(SECRET, &body))
+        .header("x-webhook-event", event_type)
+        .body(Body::from(body))
+        .expect("request")
+}
+
+const INBOUND_TEXT: &str = include_str!("fixtures/message.inbound/text.json");
+const STATUS_DELIVERED: &str = include_str!("fixtures/message.status/delivered.json");
+const CALL_CONNECT: &str = include_str!("fixtures/call/connect.json");
+
+#[tokio::test]
+async fn handlers_take_the_narrow_typed_event_of_their_kind() {
+    use vobiz_webhooks::{CallEvent, InboundEvent, StatusEvent};
+    let log = Log::default();
+    let router = VobizRouter::new()
+        .on_message(
+            |State(app): State<AppState>, msg: InboundEvent| async move {
+                let line = format!("text {:?} from {:?}", msg.text(), msg.from());
+                app.log.lock().expect("lock").push(line);
+            },
+        )
+        .on_status(|State(app): State<AppState>, st: StatusEvent| async move {
+            let line = format!("status {:?} of {:?}", st.status(), st.wamid());
+            app.log.lock().expect("lock").push(line);
+        })
+        .on_call(|State(app): State<AppState>, call: CallEvent| async move {
+            let line = format!("call {} {:?}", call.event(), call.sdp().is_some());
+            app.log.lock().expect("lock").push(line);
+        });
+    let app = app(router, &log);
+    for body in [INBOUND_TEXT, STATUS_DELIVERED, CALL_CONNECT] {
+        let (status, body) = send(&app, fixture(body)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let log = log.lock().expect("lock");
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[0].starts_with("text Some(") && log[0].contains("from Some("),
+        "{}",
+        log[0]
+    );
+    assert!(log[1].starts_with("status Some(Delivered)"), "{}", log[1]);
+    assert_eq!(log[2], "call connect true");
+}
+
+#[tokio::test]
+async fn a_narrow_extractor_for_the_wrong_kind_is_500_with_a_clear_message() {
+    use vobiz_webhooks::InboundEvent;
+    let log = Log::default();
+    // Wrongly registered: an inbound-message handler for every call event.
+    let router = VobizRouter::new().on_call(|_msg: InboundEvent| async {});
+    let app = app(router, &log);
+    let (status, body) = send(&app, fixture(CALL_CONNECT)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body.contains("`InboundEvent`") && body.contains("call.connect"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_handler_releases_the_claim_so_the_retry_runs() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    let router = VobizRouter::new().on_message(move || {
+        let counter = counter.clone();
+        async move {
+            match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::OK,
+            }
+        }
+    });
+    let log = Log::default();
+    let app = app(router, &log);
+    let body = Bytes::from_static(
+        br#"{"event_id":"retry-me","event_type":"message.inbound","payload":{}}"#,
+    );
+    let request = || {
+        Request::post("/webhooks/vobiz")
+            .header("x-webhook-signature", sign(SECRET, &body))
+            .body(Body::from(body.clone()))
+            .expect("request")
+    };
+    assert_eq!(
+        send(&app, request()).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(send(&app, request()).await.0, StatusCode::OK);
+    let response = app.clone().oneshot(request()).await.expect("infallible");
+    assert_eq!(response.headers()["x-vobiz-duplicate"], "completed");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,9 @@ use super::{
 /// fails with [`StoreErrorKind::CapacityExhausted`] (the layer answers 503, the sender retries)
 /// instead of forgetting one and running a handler twice.
 ///
-/// Each remembered id costs about 52 bytes at one million ids and a claim takes about 100 ns
-/// (see the crate's `benches/dedup.rs`). Expired entries are dropped lazily, when touched or when
+/// Each remembered id costs about 53 bytes at one million ids (resident memory, measured by the
+/// crate's `tests/dedup_footprint.rs`), and a claim plus its completion a few hundred
+/// nanoseconds (`benches/dedup.rs`). Expired entries are dropped lazily, when touched or when
 /// room is needed: no background thread.
 ///
 /// ```
@@ -50,9 +52,13 @@ use super::{
 /// How it is built: the key's 16 bytes pick one of up to 64 shards, each a `Mutex` over a
 /// `HashMap<[u8; 16], u64>`; the `u64` packs the state (in flight or done), the deadline in
 /// milliseconds since the store was made (40 bits) and a per-shard claim counter (22 bits). The
-/// packed word is the claim token, so fencing is one comparison. A full shard makes room in one
-/// pass: it drops every expired entry and, when that is not enough, the completed entries with
-/// the earliest deadlines, 1/32 of the shard at a time so the cost spreads over many claims.
+/// packed word is the claim token, so fencing is one comparison. One atomic count bounds the
+/// whole store. When it is full, a shard makes room in one pass: it drops every expired entry
+/// and, when that is not enough, the completed entries with the earliest deadlines, 1/16 of its
+/// share at a time so the cost spreads over many claims. The new id's shard does so when it holds
+/// at least its share; otherwise (or when it holds only live claims) the fullest other shards
+/// do, one lock at a time. That keeps shards near their share, so "oldest first" holds across
+/// the store, within about one batch per shard.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,
@@ -62,6 +68,12 @@ struct Inner {
     epoch: Instant,
     seed: u64,
     capacity: usize,
+    /// Entries held by all shards together; the capacity bounds this, not each shard.
+    len: AtomicUsize,
+    /// How many entries a shard frees when it makes room.
+    batch: usize,
+    /// A shard's fair share of the capacity.
+    share: usize,
     shard_mask: usize,
     shards: Box<[PaddedShard]>,
 }
@@ -72,7 +84,6 @@ struct PaddedShard(Mutex<Shard>);
 
 struct Shard {
     map: HashMap<Key, u64, KeyHashing>,
-    capacity: usize,
     next_token: u64,
 }
 
@@ -100,11 +111,11 @@ const fn is_done(word: u64) -> bool {
 /// Shards are worth their cost from this many ids per shard on.
 const IDS_PER_SHARD: usize = 4096;
 const MAX_SHARDS: usize = 64;
-/// A full shard frees this fraction of itself at once (at least one entry).
-const EVICTION_DIVISOR: usize = 32;
+/// A full store frees this fraction of a shard's share at once (at least one entry).
+const EVICTION_DIVISOR: usize = 16;
 
 impl MemoryStore {
-    /// The capacity of [`MemoryStore::new`]: one million ids, about 52 MB when full.
+    /// The capacity of [`MemoryStore::new`]: one million ids, about 53 MB when full.
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
@@ -114,11 +125,11 @@ impl MemoryStore {
 
     /// A store that remembers at most `capacity` ids (at least one).
     ///
-    /// Size it as (deliveries per second) × (TTL in seconds) plus headroom; at about 52 bytes an
-    /// id, a million ids is about 52 MB. Memory grows with use, not up front.
+    /// Size it as (deliveries per second) × (TTL in seconds) plus headroom; at about 53 bytes an
+    /// id, a million ids is about 53 MB. Memory grows with use, not up front.
     ///
-    /// The capacity is split evenly over the shards (up to 64, one per 4096 ids), and each shard
-    /// enforces its share, so a shard may make room slightly before the whole store is full.
+    /// The capacity bounds the whole store, not each of its shards (up to 64, one per 4096
+    /// ids): a store of capacity `n` remembers every one of `n` ids however they spread.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let shards = (capacity / IDS_PER_SHARD).clamp(1, MAX_SHARDS);
@@ -129,11 +140,9 @@ impl MemoryStore {
         };
         let seed = random_u64();
         let shard_list = (0..shards)
-            .map(|index| {
-                let share = capacity / shards + usize::from(index < capacity % shards);
+            .map(|_| {
                 PaddedShard(Mutex::new(Shard {
                     map: HashMap::with_hasher(KeyHashing { seed }),
-                    capacity: share,
                     next_token: 0,
                 }))
             })
@@ -143,6 +152,9 @@ impl MemoryStore {
                 epoch: Instant::now(),
                 seed,
                 capacity,
+                len: AtomicUsize::new(0),
+                batch: (capacity / shards / EVICTION_DIVISOR).max(1),
+                share: capacity.div_ceil(shards),
                 shard_mask: shards - 1,
                 shards: shard_list,
             }),
@@ -156,11 +168,7 @@ impl MemoryStore {
 
     /// How many ids it holds now, in flight or done, including expired entries not yet dropped.
     pub fn len(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| lock(shard).map.len())
-            .sum()
+        self.inner.len.load(Ordering::Relaxed)
     }
 
     /// Whether it holds no id at all.
@@ -172,37 +180,97 @@ impl MemoryStore {
         u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn shard(&self, key: &EventKey) -> (MutexGuard<'_, Shard>, Key) {
-        let key = Key(*key.as_bytes());
+    fn shard_index(&self, key: &Key) -> usize {
         let hash = key_hash(self.inner.seed, &key.0);
         // hashbrown uses the low bits for the bucket and the top 7 for the tag: shard by the
         // middle ones.
-        let index = (hash >> 32) as usize & self.inner.shard_mask;
-        (lock(&self.inner.shards[index]), key)
+        (hash >> 32) as usize & self.inner.shard_mask
+    }
+
+    fn shard(&self, key: &EventKey) -> (MutexGuard<'_, Shard>, Key) {
+        let key = Key(*key.as_bytes());
+        (lock(&self.inner.shards[self.shard_index(&key)]), key)
+    }
+
+    /// Counts one more entry, if the store has room for it.
+    fn reserve(&self) -> bool {
+        self.inner
+            .len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                (len < self.inner.capacity).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    fn forget(&self, entries: usize) {
+        self.inner.len.fetch_sub(entries, Ordering::Relaxed);
     }
 
     fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
-        if shard.map.len() < shard.capacity {
-            let word = shard.new_claim(now, lease);
-            return Ok(match shard.map.entry(key) {
-                std::collections::hash_map::Entry::Vacant(vacant) => {
-                    vacant.insert(word);
-                    Claim::Fresh(ClaimToken::from_u128(word.into()))
-                }
-                std::collections::hash_map::Entry::Occupied(mut occupied) => {
-                    settle_existing(occupied.get_mut(), word, now)
-                }
-            });
-        }
         let word = shard.new_claim(now, lease);
-        if let Some(existing) = shard.map.get_mut(&key) {
-            return Ok(settle_existing(existing, word, now));
+        match shard.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut occupied) => {
+                return Ok(settle_existing(occupied.get_mut(), word, now));
+            }
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                if self.reserve() {
+                    vacant.insert(word);
+                    return Ok(Claim::Fresh(ClaimToken::from_u128(word.into())));
+                }
+            }
         }
-        shard.make_room(now)?;
+        // Full. A shard holding at least its share makes room in itself. A smaller one takes
+        // the room from the fullest other shards instead: without that pull towards the share,
+        // shard sizes would drift apart and small shards would drop ids younger than the ones
+        // big shards keep.
+        let own = self.shard_index(&key);
+        let mut freed = 0;
+        if shard.map.len() >= self.inner.share {
+            freed = shard.make_room(now, self.inner.batch);
+            self.forget(freed);
+        }
+        if freed == 0 {
+            drop(shard);
+            freed = self.make_room_elsewhere(own, now);
+            if freed == 0 {
+                freed = lock(&self.inner.shards[own]).make_room(now, self.inner.batch);
+                self.forget(freed);
+            }
+            shard = lock(&self.inner.shards[own]);
+            // Unlocked meanwhile: someone may have claimed the id.
+            if let Some(existing) = shard.map.get_mut(&key) {
+                return Ok(settle_existing(existing, word, now));
+            }
+        }
+        if !self.reserve() {
+            return Err(StoreError::from_kind(StoreErrorKind::CapacityExhausted));
+        }
         shard.map.insert(key, word);
         Ok(Claim::Fresh(ClaimToken::from_u128(word.into())))
+    }
+
+    /// Makes room in the other shards, fullest first, one lock at a time; answers how many
+    /// entries went. Runs once per eviction batch, not per claim.
+    fn make_room_elsewhere(&self, own: usize, now: u64) -> usize {
+        let mut by_size: Vec<(usize, usize)> = self
+            .inner
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index != own)
+            .map(|(index, shard)| (lock(shard).map.len(), index))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, index) in by_size {
+            let freed = lock(&self.inner.shards[index]).make_room(now, self.inner.batch);
+            self.forget(freed);
+            if freed > 0 {
+                return freed;
+            }
+        }
+        0
     }
 
     fn complete_now(&self, key: &EventKey, token: &ClaimToken, ttl: Duration) -> bool {
@@ -226,6 +294,8 @@ impl MemoryStore {
                 // to release any more.
                 let live = !is_expired(*word, now);
                 shard.map.remove(&key);
+                drop(shard);
+                self.forget(1);
                 live
             }
             _ => false,
@@ -260,10 +330,10 @@ impl Shard {
         IN_FLIGHT | deadline_after(now, lease) << DEADLINE_SHIFT | self.next_token
     }
 
-    /// Frees room for at least one entry: every expired entry goes, then the completed entries
-    /// with the earliest deadlines, up to 1/32 of the shard. Live claims never go.
-    fn make_room(&mut self, now: u64) -> Result<(), StoreError> {
-        let batch = (self.capacity / EVICTION_DIVISOR).max(1);
+    /// Frees room: every expired entry goes, then, up to `batch` entries in all, the completed
+    /// entries with the earliest deadlines. Live claims never go. Answers how many went.
+    fn make_room(&mut self, now: u64, batch: usize) -> usize {
+        let before = self.map.len();
         let mut expired = 0usize;
         let mut done_deadlines = Vec::new();
         for &word in self.map.values() {
@@ -275,7 +345,7 @@ impl Shard {
         }
         let evict = batch.saturating_sub(expired).min(done_deadlines.len());
         if expired == 0 && evict == 0 {
-            return Err(StoreError::from_kind(StoreErrorKind::CapacityExhausted));
+            return 0;
         }
         // Done entries with a deadline below `threshold` go, and `ties` of those equal to it.
         let (threshold, mut ties) = if evict == 0 {
@@ -304,7 +374,7 @@ impl Shard {
                 true
             }
         });
-        Ok(())
+        before - self.map.len()
     }
 }
 
@@ -433,7 +503,6 @@ mod tests {
     fn the_word_packs_state_deadline_and_token() {
         let mut shard = Shard {
             map: HashMap::with_hasher(KeyHashing { seed: 1 }),
-            capacity: 1,
             next_token: TOKEN_MASK,
         };
         let word = shard.new_claim(1_000, Duration::from_millis(50));
@@ -454,8 +523,7 @@ mod tests {
         assert_eq!(MemoryStore::with_capacity(20_000).inner.shards.len(), 4);
         let store = MemoryStore::new();
         assert_eq!(store.inner.shards.len(), 64);
-        let shares: usize = store.inner.shards.iter().map(|s| lock(s).capacity).sum();
-        assert_eq!(shares, MemoryStore::DEFAULT_CAPACITY);
+        assert_eq!(store.inner.batch, 1_000_000 / 64 / 16);
     }
 
     #[test]
@@ -475,9 +543,9 @@ mod tests {
 
     #[test]
     fn eviction_takes_the_earliest_deadlines_and_at_most_a_batch() -> Result<(), StoreError> {
-        let store = MemoryStore::with_capacity(3200); // one shard, batch of 100
+        let store = MemoryStore::with_capacity(1600); // one shard, batch of 100
         let lease = Duration::from_secs(60);
-        for n in 0..3200u32 {
+        for n in 0..1600u32 {
             let Claim::Fresh(token) = claim(&store, n, lease)? else {
                 panic!("fresh");
             };
@@ -486,15 +554,84 @@ mod tests {
             assert!(store.complete_now(&key(n), &token, ttl));
         }
         assert!(matches!(claim(&store, 99_999, lease)?, Claim::Fresh(_)));
-        assert_eq!(store.len(), 3200 - 100 + 1);
-        for n in 100..3200 {
+        assert_eq!(store.len(), 1600 - 100 + 1);
+        for n in 100..1600 {
             assert_eq!(claim(&store, n, lease)?, Claim::Done, "{n}");
         }
         for n in 0..99 {
             // Forgotten; there is room for these 99 without another eviction.
             assert!(matches!(claim(&store, n, lease)?, Claim::Fresh(_)), "{n}");
         }
-        assert_eq!(store.len(), 3200);
+        assert_eq!(store.len(), 1600);
+        Ok(())
+    }
+
+    #[test]
+    fn a_shard_of_live_claims_takes_room_from_another() -> Result<(), StoreError> {
+        let store = MemoryStore::with_capacity(8192);
+        assert_eq!(store.inner.shards.len(), 2);
+        let in_shard = |shard: usize| -> Vec<u32> {
+            (0u32..)
+                .filter(|n| store.shard_index(&Key(*key(*n).as_bytes())) == shard)
+                .take(8192)
+                .collect()
+        };
+        let lease = Duration::from_secs(60);
+        let done: Vec<u32> = in_shard(1).into_iter().take(100).collect();
+        for &n in &done {
+            let Claim::Fresh(token) = claim(&store, n, lease)? else {
+                panic!("fresh");
+            };
+            assert!(store.complete_now(&key(n), &token, Duration::from_secs(600)));
+        }
+        let mut live: Vec<u32> = in_shard(0).into_iter().take(8192 - 100 + 1).collect();
+        let newcomer = live.pop().unwrap_or_default();
+        for &n in &live {
+            assert!(matches!(claim(&store, n, lease)?, Claim::Fresh(_)));
+        }
+        assert_eq!(store.len(), 8192);
+        assert!(matches!(claim(&store, newcomer, lease)?, Claim::Fresh(_)));
+        for &n in &live {
+            assert_eq!(claim(&store, n, lease)?, Claim::InFlight);
+        }
+        // Shard 1 gave its done ids (up to a batch of 256: all 100).
+        assert_eq!(store.len(), 8192 - 100 + 1);
+        let held: usize = store.inner.shards.iter().map(|s| lock(s).map.len()).sum();
+        assert_eq!(held, store.len());
+        Ok(())
+    }
+
+    #[test]
+    fn a_full_store_forgets_about_the_oldest_across_shards() -> Result<(), StoreError> {
+        let capacity = 100_000;
+        let store = MemoryStore::with_capacity(capacity);
+        assert_eq!(store.inner.shards.len(), 16);
+        let lease = Duration::from_secs(60);
+        let ttl = Duration::from_secs(86_400);
+        // Three times the capacity: every id after the first 100 000 makes room.
+        for n in 0..3 * capacity as u32 {
+            let Claim::Fresh(token) = claim(&store, n, lease)? else {
+                panic!("{n} not fresh");
+            };
+            assert!(store.complete_now(&key(n), &token, ttl));
+        }
+        assert!(store.len() <= capacity);
+        assert!(store.len() >= capacity - 16 * store.inner.batch);
+        // Shards stay near their share instead of drifting apart.
+        for shard in store.inner.shards.iter() {
+            let len = lock(shard).map.len();
+            let share = store.inner.share;
+            assert!(
+                len.abs_diff(share) <= 2 * store.inner.batch,
+                "{len} vs {share}"
+            );
+        }
+        // The newest 90 % are all remembered (the oldest went first).
+        for n in (3 * capacity - capacity * 9 / 10) as u32..3 * capacity as u32 {
+            let key = Key(*key(n).as_bytes());
+            let shard = lock(&store.inner.shards[store.shard_index(&key)]);
+            assert!(shard.map.contains_key(&key), "{n} forgotten");
+        }
         Ok(())
     }
 

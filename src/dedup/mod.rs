@@ -147,11 +147,21 @@ pub enum Claim {
 pub struct ClaimToken(u128);
 
 impl ClaimToken {
-    pub(crate) const fn from_u128(value: u128) -> Self {
+    /// The token of that value: for code that carries a claim to another process (the Redis
+    /// queue stores it in the stream entry) and settles it there with its own store.
+    ///
+    /// ```
+    /// use vobiz_webhooks::ClaimToken;
+    ///
+    /// let token = ClaimToken::from_u128(0x2a);
+    /// assert_eq!(ClaimToken::from_u128(token.as_u128()), token);
+    /// ```
+    pub const fn from_u128(value: u128) -> Self {
         Self(value)
     }
 
-    pub(crate) const fn as_u128(&self) -> u128 {
+    /// The token's value, to carry it to another process; see [`from_u128`](Self::from_u128).
+    pub const fn as_u128(&self) -> u128 {
         self.0
     }
 }

@@ -15,9 +15,9 @@ use super::{random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError};
 /// An in-process store over a `moka::sync::Cache` with LRU eviction and per-entry expiry (the
 /// lease for claims, the TTL for completed ids). Feature `moka`.
 ///
-/// [`MemoryStore`](super::MemoryStore) is the compact default: it uses about a seventh of the
-/// memory per id, is faster, and never forgets a live claim. Pick `MokaStore` when moka is already
-/// in your tree and the ids are few.
+/// [`MemoryStore`](super::MemoryStore) is the compact default: it uses about an eighth of the
+/// memory per id (53 B against 450 B), is about ten times faster, and never forgets a live
+/// claim. Pick `MokaStore` when moka is already in your tree and the ids are few.
 ///
 /// The cache is built with `EvictionPolicy::lru()`, never moka's default TinyLFU: TinyLFU's
 /// admission refuses new keys when the cache is full, so a refused claim would be forgotten

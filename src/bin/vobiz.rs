@@ -1,0 +1,525 @@
+//! `vobiz`: send signed sample Vobiz webhooks to your endpoint (like `stripe trigger`), and sign
+//! or verify bodies by hand. Built with the crate's `cli` feature:
+//!
+//! ```sh
+//! cargo run --features cli --bin vobiz -- trigger text --text "hi" \
+//!     --url http://127.0.0.1:3000/webhooks/vobiz --secret your-shared-secret --allow-http
+//! ```
+//!
+//! Exit codes: 0 when every response was 2xx (and for `sign`, a `valid` verification); 1 when a
+//! response was not 2xx or a signature is invalid; 2 when nothing could be sent (bad arguments,
+//! empty secret, refused URL, connection refused, timeout).
+
+use std::error::Error as _;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+use vobiz_webhooks::headers::X_VOBIZ_DUPLICATE;
+use vobiz_webhooks::signature::Verifier;
+use vobiz_webhooks::testing::{Fixture, TestEvent};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 every response was 2xx / the signature is valid; 1 a response was not 2xx / the \
+signature is invalid; 2 nothing could be sent (arguments, secret, URL, connection, timeout).";
+
+#[derive(Parser)]
+#[command(
+    name = "vobiz",
+    version,
+    about = "Send signed sample Vobiz WhatsApp webhooks, sign and verify bodies",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign a sample event of any kind and POST it to a webhook URL.
+    #[command(after_help = TRIGGER_HELP)]
+    Trigger(Box<TriggerArgs>),
+    /// Print the X-Webhook-Signature of the body read from stdin (every byte counts, a trailing
+    /// newline too).
+    Sign(SecretArgs),
+    /// Check a signature against the body read from stdin: prints `valid` (exit 0) or
+    /// `invalid: <reason>` (exit 1).
+    Verify {
+        /// The X-Webhook-Signature value to check (64 hex digits).
+        #[arg(long)]
+        signature: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
+    /// List the event kinds `trigger` sends.
+    Kinds,
+}
+
+const TRIGGER_HELP: &str = "\
+Examples:
+  vobiz trigger text --text 'Hi, is my order shipped?' --url https://example.com/webhooks/vobiz
+  vobiz trigger status --status read --url ...
+  vobiz trigger call.connect --url ...
+  vobiz trigger image --repeat 2 --url ...        (the second is a duplicate)
+  vobiz trigger --file delivery.json --url ...     (a full envelope, sent as is)
+  vobiz trigger message.inbound --file payload.json --url ...   (a payload, wrapped)
+Run `vobiz kinds` for every kind.";
+
+#[derive(Args)]
+struct SecretArgs {
+    /// The webhook secret (the subscription's `secret`).
+    #[arg(long, env = "VOBIZ_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+}
+
+impl SecretArgs {
+    fn get(&self) -> Result<&str, Failure> {
+        match self.secret.as_deref() {
+            Some(secret) if !secret.is_empty() => Ok(secret),
+            Some(_) => Err(Failure::usage(
+                "the secret is empty: pass --secret or set VOBIZ_WEBHOOK_SECRET to the \
+                 subscription's secret",
+            )),
+            None => Err(Failure::usage(
+                "no secret: pass --secret or set VOBIZ_WEBHOOK_SECRET to the subscription's \
+                 secret",
+            )),
+        }
+    }
+}
+
+#[derive(Args)]
+struct TriggerArgs {
+    /// What to send: `text`, `image`, `status`, `call.connect`, a fixture name... (`vobiz
+    /// kinds` lists them). With --file: the event type of the payload in the file.
+    #[arg(required_unless_present = "file")]
+    kind: Option<String>,
+    /// The webhook URL to POST to (HTTPS unless --allow-http).
+    #[arg(long)]
+    url: String,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// The text of a `text` message.
+    #[arg(long)]
+    text: Option<String>,
+    /// The status of a `status` event.
+    #[arg(long, value_enum)]
+    status: Option<Status>,
+    /// The message id (wamid) of a `status` event.
+    #[arg(long)]
+    wamid: Option<String>,
+    /// The customer's WhatsApp number (sender of messages, recipient of statuses, caller).
+    #[arg(long)]
+    from: Option<String>,
+    /// Send this file: a full envelope (sent byte for byte), or a payload wrapped in an
+    /// envelope of the event type given as KIND.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The event_id to send (default: a fresh random UUID); reuse one to test deduplication.
+    #[arg(long)]
+    event_id: Option<String>,
+    /// Send the same event (same event_id) this many times.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+    /// Allow a plain-HTTP URL (e.g. a local server). Vobiz itself only delivers to HTTPS.
+    #[arg(long)]
+    allow_http: bool,
+    /// Seconds to wait for each response.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: u64,
+    /// Send a well-formed but wrong signature (the receiver should answer 401).
+    #[arg(long, conflicts_with = "no_signature")]
+    bad_signature: bool,
+    /// Send no X-Webhook-Signature header (the receiver should answer 401).
+    #[arg(long)]
+    no_signature: bool,
+    /// Send this X-Webhook-Event instead of the event type (a mismatch should be 400).
+    #[arg(long)]
+    event_header: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Status {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Why the tool stops, and its exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// Nothing could be sent or checked (exit 2).
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: 2,
+        }
+    }
+}
+
+/// Short kinds and the fixture each sends (`text`, `status` and `call.*` are built instead).
+const SHORT_KINDS: &[(&str, Fixture)] = &[
+    ("reply", Fixture::InboundTextReply),
+    ("referral", Fixture::InboundTextReferral),
+    ("image", Fixture::InboundImage),
+    ("video", Fixture::InboundVideo),
+    ("audio", Fixture::InboundAudio),
+    ("document", Fixture::InboundDocument),
+    ("sticker", Fixture::InboundSticker),
+    ("location", Fixture::InboundLocation),
+    ("contacts", Fixture::InboundContacts),
+    ("button", Fixture::InboundButton),
+    ("interactive", Fixture::InboundInteractiveButtonReply),
+    ("interactive-list", Fixture::InboundInteractiveListReply),
+    ("flow", Fixture::InboundInteractiveNfmReply),
+    (
+        "call-permission",
+        Fixture::InboundInteractiveCallPermissionReply,
+    ),
+    ("reaction", Fixture::InboundReaction),
+    ("reaction-removed", Fixture::InboundReactionRemoved),
+    ("order", Fixture::InboundOrder),
+    ("system", Fixture::InboundSystem),
+    ("unsupported", Fixture::InboundUnsupported),
+];
+
+fn kinds_text() -> String {
+    let mut out =
+        String::from("message.inbound:\n  text (alias message.inbound; --text, --from)\n");
+    for (name, fixture) in SHORT_KINDS {
+        out.push_str(&format!("  {name:<18} fixture {fixture}\n"));
+    }
+    out.push_str(
+        "message.status:\n  status (alias message.status; --status sent|delivered|read|failed, \
+         --wamid)\n",
+    );
+    out.push_str(
+        "call.<event>:\n  call.connect, call.terminate, call.<any event> (built; --from)\n",
+    );
+    out.push_str("every bundled fixture, by name:\n");
+    for fixture in Fixture::ALL {
+        out.push_str(&format!("  {fixture}\n"));
+    }
+    out.push_str(
+        "your own JSON: --file FILE (a full envelope, or a payload with KIND = its event type)\n",
+    );
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Trigger(args) => trigger(&args),
+        Command::Sign(secret) => sign(&secret),
+        Command::Verify { signature, secret } => verify(&signature, &secret),
+        Command::Kinds => {
+            print!("{}", kinds_text());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .map_err(|err| Failure::usage(format!("cannot read the body from stdin: {err}")))?;
+    Ok(body)
+}
+
+fn sign(secret: &SecretArgs) -> Result<ExitCode, Failure> {
+    let secret = secret.get()?;
+    let body = read_stdin()?;
+    if body.ends_with(b"\n") {
+        eprintln!("note: the body ends with a newline, which is signed too (use printf or a file, not echo)");
+    }
+    println!("{}", vobiz_webhooks::sign(secret, &body));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(signature: &str, secret: &SecretArgs) -> Result<ExitCode, Failure> {
+    let verifier = Verifier::new([secret.get()?])
+        .map_err(|err| Failure::usage(format!("bad secret: {err}")))?;
+    let body = read_stdin()?;
+    match verifier.verify(signature.trim().as_bytes(), &body) {
+        Ok(()) => {
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            println!("invalid: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The URL, if its scheme is acceptable: HTTPS, or HTTP with `--allow-http`.
+fn check_url(url: &str, allow_http: bool) -> Result<Url, Failure> {
+    let parsed = Url::parse(url)
+        .map_err(|err| Failure::usage(format!("--url `{url}` is not a URL: {err}")))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_http => {
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                eprintln!(
+                    "warning: --allow-http: sending to a non-loopback host in clear text \
+                     (message contents are readable on the way)"
+                );
+            }
+            Ok(parsed)
+        }
+        "http" => Err(Failure::usage(format!(
+            "--url `{url}` is not HTTPS. Vobiz only delivers to HTTPS URLs; to send to a local \
+             plain-HTTP server anyway, add --allow-http"
+        ))),
+        other => Err(Failure::usage(format!(
+            "--url `{url}` has scheme `{other}`; use an https:// URL (or http:// with --allow-http)"
+        ))),
+    }
+}
+
+/// The event the arguments describe.
+fn build_event(args: &TriggerArgs) -> Result<TestEvent, Failure> {
+    let kind = args.kind.as_deref();
+    let only_for = |flag: &str, set: bool, wanted: &str| {
+        if set {
+            Err(Failure::usage(format!(
+                "{flag} applies to the `{wanted}` kind only"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let is_text = matches!(kind, Some("text" | "message.inbound")) && args.file.is_none();
+    let is_status = matches!(kind, Some("status" | "message.status")) && args.file.is_none();
+    only_for("--text", args.text.is_some() && !is_text, "text")?;
+    only_for("--status", args.status.is_some() && !is_status, "status")?;
+    only_for("--wamid", args.wamid.is_some() && !is_status, "status")?;
+
+    let mut event = if let Some(path) = &args.file {
+        from_file(path, kind, args.event_id.is_some())?
+    } else {
+        match kind.unwrap_or_default() {
+            "text" | "message.inbound" => {
+                TestEvent::inbound_text(args.text.as_deref().unwrap_or("Hello from the vobiz CLI"))
+            }
+            "status" | "message.status" => TestEvent::status(
+                args.wamid
+                    .as_deref()
+                    .unwrap_or("wamid.HBgMOTE4ODg4ODg4ODg4FQIAERgSQUJDREVG"),
+                args.status.unwrap_or(Status::Delivered).as_str(),
+            ),
+            call if call.starts_with("call.") && call.len() > "call.".len() => {
+                TestEvent::call(call)
+            }
+            other => {
+                let fixture = SHORT_KINDS
+                    .iter()
+                    .find(|(name, _)| *name == other)
+                    .map(|(_, fixture)| *fixture)
+                    .or_else(|| other.parse::<Fixture>().ok())
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "unknown kind `{other}`; run `vobiz kinds` to list them"
+                        ))
+                    })?;
+                TestEvent::fixture(fixture)
+            }
+        }
+    };
+    if let Some(from) = &args.from {
+        event = event.from(from.clone());
+    }
+    if let Some(id) = &args.event_id {
+        event = event.event_id(id.clone());
+    }
+    if args.bad_signature {
+        event = event.bad_signature();
+    }
+    if args.no_signature {
+        event = event.without_signature();
+    }
+    if let Some(value) = &args.event_header {
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|err| Failure::usage(format!("--event-header: {err}")))?;
+        event = event.event_header(value);
+    }
+    Ok(event)
+}
+
+/// A full envelope (sent as is) or a payload (wrapped in an envelope of type `kind`).
+fn from_file(
+    path: &std::path::Path,
+    kind: Option<&str>,
+    event_id_set: bool,
+) -> Result<TestEvent, Failure> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Failure::usage(format!("cannot read --file {shown}: {err}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|err| Failure::usage(format!("--file {shown} is not JSON: {err}")))?;
+    if json.get("event_type").is_some() && json.get("payload").is_some() {
+        if event_id_set {
+            return Err(Failure::usage(format!(
+                "--file {shown} is a full envelope, sent as is: change its event_id in the file \
+                 rather than with --event-id"
+            )));
+        }
+        return TestEvent::envelope_json(text)
+            .map_err(|err| Failure::usage(format!("--file {shown}: {err}")));
+    }
+    let event_type = match kind {
+        Some(kind) if kind.contains('.') && !kind.contains('/') => kind,
+        _ => {
+            return Err(Failure::usage(format!(
+                "--file {shown} is a payload, not an envelope: give its event type as KIND, e.g. \
+                 `vobiz trigger message.inbound --file {shown} ...`"
+            )))
+        }
+    };
+    TestEvent::payload_json(event_type, text)
+        .map_err(|err| Failure::usage(format!("--file {shown}: {err}")))
+}
+
+fn trigger(args: &TriggerArgs) -> Result<ExitCode, Failure> {
+    let secret = args.secret.get()?;
+    let url = check_url(&args.url, args.allow_http)?;
+    let event = build_event(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(send_all(args, secret, url, &event))
+}
+
+async fn send_all(
+    args: &TriggerArgs,
+    secret: &str,
+    url: Url,
+    event: &TestEvent,
+) -> Result<ExitCode, Failure> {
+    let timeout = Duration::from_secs(args.timeout);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        // A webhook receiver answers; it does not redirect. Show a 3xx as it is.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vobiz-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Failure::usage(format!("cannot build the HTTP client: {err}")))?;
+    let body = event.body_bytes();
+    let headers = event.headers_for(secret, &body);
+    let mut all_ok = true;
+    for attempt in 1..=args.repeat {
+        let prefix = if args.repeat > 1 {
+            format!("[{attempt}/{}] ", args.repeat)
+        } else {
+            String::new()
+        };
+        println!(
+            "{prefix}POST {url} {} event_id={} ({} bytes)",
+            event.event_type(),
+            event.id(),
+            body.len()
+        );
+        let response = client
+            .post(url.clone())
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|err| send_error(&url, timeout, &err))?;
+        let status = response.status();
+        all_ok &= status.is_success();
+        let duplicate = response
+            .headers()
+            .get(X_VOBIZ_DUPLICATE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let text = response
+            .text()
+            .await
+            .map_err(|err| send_error(&url, timeout, &err))?;
+        println!("{prefix}{status}");
+        if let Some(duplicate) = duplicate {
+            println!("{prefix}x-vobiz-duplicate: {duplicate}");
+        }
+        if !text.is_empty() {
+            println!("{prefix}{}", text.trim_end());
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A failed send, explained: refused connection, timeout, or the error chain.
+fn send_error(url: &Url, timeout: Duration, err: &reqwest::Error) -> Failure {
+    let mut chain = Vec::new();
+    let mut refused = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    let message = if refused {
+        format!(
+            "cannot connect to {url}: connection refused (nothing listens there).\n\
+             Start a receiver first, e.g. the crate's example server:\n  \
+             VOBIZ_WEBHOOK_SECRET=<secret> VOBIZ_ADDR={host}:{port} cargo run --example server",
+            host = url.host_str().unwrap_or("127.0.0.1"),
+            port = url.port_or_known_default().unwrap_or(3000),
+        )
+    } else if err.is_timeout() {
+        format!(
+            "no response from {url} within {}s (set another limit with --timeout)",
+            timeout.as_secs()
+        )
+    } else if err.is_connect() {
+        format!("cannot connect to {url}: {}", chain.join(": "))
+    } else {
+        let mut message = format!("sending to {url} failed: {err}");
+        for cause in chain {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+        message
+    };
+    Failure::usage(message)
+}

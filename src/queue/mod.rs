@@ -1,0 +1,512 @@
+//! Queue mode: acknowledge a delivery as soon as it is queued, run the handlers in workers.
+//!
+//! Vobiz asks for a 200 within a few seconds and for heavy work to happen asynchronously. In
+//! synchronous mode a slow handler makes the delivery time out; Vobiz retries and every retry
+//! meets the claim still in flight (409). In queue mode the service behind
+//! [`VobizWebhookLayer`](crate::VobizWebhookLayer) only *enqueues*: it takes the dedup claim over
+//! (through the [`ClaimHandle`](crate::ClaimHandle) seam), queues the verified event with its
+//! exact bytes and answers **200**. Workers rebuild the request (same body bytes, the
+//! `X-Webhook-Event` and `Content-Type` headers, a [`VerifiedEvent`] and a [`QueueAttempt`] in
+//! the extensions), so the very same handlers run unchanged: a [`VobizRouter`](crate::VobizRouter)
+//! with its state bound, an axum handler with `handler.with_state(state)`, any tower service.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::post_service, Router};
+//! use vobiz_webhooks::queue::{Backoff, MemoryQueue};
+//! use vobiz_webhooks::{VerifiedEvent, VobizRouter, VobizWebhookLayer};
+//!
+//! async fn on_message(event: VerifiedEvent) { /* slow work is fine here */ }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let handlers = VobizRouter::new().on_message(on_message).with_state(());
+//! let queue = MemoryQueue::builder()
+//!     .capacity(1024)
+//!     .workers(4)
+//!     .max_attempts(5)
+//!     .backoff(Backoff::exponential(Duration::from_millis(200), Duration::from_secs(30)))
+//!     .start(handlers);
+//!
+//! // The lease must cover the wait in the queue plus every attempt (see below).
+//! let layer = VobizWebhookLayer::new("your-shared-secret")?
+//!     .lease(Duration::from_secs(15 * 60));
+//! let app: Router = Router::new()
+//!     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));
+//! // … serve `app`; on shutdown:
+//! let report = queue.shutdown(Duration::from_secs(10)).await;
+//! assert!(report.released().is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! # Backends
+//!
+//! | backend | feature | survives a crash | shared by replicas |
+//! |---|---|---|---|
+//! | [`MemoryQueue`] | — | **no**: what was acknowledged and not yet handled is lost | no |
+//! | `RedisQueue` (Redis Streams) | `redis` | yes: entries stay pending, another worker reclaims them | yes |
+//!
+//! # The claim's lifetime
+//!
+//! The layer claims the `event_id` with its [`lease`](crate::VobizWebhookLayer::lease) (60 s by
+//! default) *before* the event is queued, and the claim is completed only when a handler
+//! succeeded. While the claim is in flight, redeliveries are answered 409 and never queued twice.
+//! If the lease ran out while the event still waited, a redelivery (Vobiz only retries when it
+//! did not get the 200) would be queued a second time, and the late completion is refused and
+//! logged. So in queue mode **set the layer's lease to cover the wait in the queue plus every
+//! attempt**: [`MemoryQueueBuilder::handling_budget`] computes the attempts part (attempts ×
+//! handler timeout + the backoffs); add your worst expected queue wait. The lease only delays a
+//! redelivery after a crash, and after a 200 Vobiz does not redeliver anyway, so a long lease
+//! costs nothing in the normal case. (The Redis workers additionally re-check the claim when
+//! they pick an event up: a done id is acknowledged without running the handler, and an expired
+//! one is claimed again with a fresh lease.)
+//!
+//! # Failures, retries and dead letters
+//!
+//! A 2xx from the handler completes the claim. Anything else — another status, an error, a
+//! panic, running past the handler timeout — is retried after an exponential [`Backoff`], up to
+//! `max_attempts` attempts in all. Then the event is *dead-lettered*: kept with its last error
+//! (readable and drainable from the queue handle, or a dead-letter stream in Redis) and logged
+//! with `tracing::error!`, and its claim is **completed**. Vobiz already got its 200 and will not
+//! retry; completing the claim makes a stray redelivery a duplicate instead of another trip
+//! through the same failing handler. Replaying a dead letter is an operator's decision.
+//!
+//! # Metrics
+//!
+//! Every backend counts what happens in a [`QueueMetrics`] snapshot, and logs each step with
+//! `tracing` (target `vobiz_webhooks::queue`).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum_core::body::Body;
+use axum_core::response::Response;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::{Request, StatusCode, Uri};
+use http_body_util::BodyExt;
+use tower_service::Service;
+
+use crate::headers::X_WEBHOOK_EVENT;
+use crate::verified::VerifiedEvent;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use memory::{DeadLetter, MemoryEnqueue, MemoryQueue, MemoryQueueBuilder, ShutdownReport};
+#[cfg(feature = "redis")]
+pub use redis::{
+    RedisDeadLetter, RedisEnqueue, RedisQueue, RedisWorkers, RedisWorkersBuilder, WorkerReport,
+};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The default number of attempts before an event is dead-lettered (5).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The default time one handler attempt may take before it counts as failed (60 s).
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `Retry-After` of a 503 from a full or stopping queue (5 s).
+pub const DEFAULT_QUEUE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long to wait before attempt `n + 1` after attempt `n` failed: exponential, capped.
+///
+/// ```
+/// use std::time::Duration;
+/// use vobiz_webhooks::queue::Backoff;
+///
+/// let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1));
+/// assert_eq!(backoff.delay(1), Duration::from_millis(100));
+/// assert_eq!(backoff.delay(2), Duration::from_millis(200));
+/// assert_eq!(backoff.delay(3), Duration::from_millis(400));
+/// assert_eq!(backoff.delay(10), Duration::from_secs(1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// `initial` after the first failure, doubling after each further one, never above `max`.
+    pub const fn exponential(initial: Duration, max: Duration) -> Self {
+        Self { initial, max }
+    }
+
+    /// The same delay after every failure.
+    pub const fn constant(delay: Duration) -> Self {
+        Self {
+            initial: delay,
+            max: delay,
+        }
+    }
+
+    /// The delay after failed attempt number `failed` (1-based).
+    pub fn delay(&self, failed: u32) -> Duration {
+        let doublings = failed.saturating_sub(1).min(31);
+        self.initial
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// The sum of the delays between `attempts` attempts.
+    pub fn total(&self, attempts: u32) -> Duration {
+        (1..attempts).map(|failed| self.delay(failed)).sum()
+    }
+}
+
+/// The default: 200 ms, doubling, at most 30 s.
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::exponential(Duration::from_millis(200), Duration::from_secs(30))
+    }
+}
+
+/// Which attempt a worker is making; in the request extensions of every queued run.
+///
+/// ```
+/// use vobiz_webhooks::queue::QueueAttempt;
+/// use vobiz_webhooks::VerifiedEvent;
+///
+/// async fn handle(event: VerifiedEvent, request: axum::extract::Request) {
+///     if let Some(attempt) = request.extensions().get::<QueueAttempt>() {
+///         tracing::info!(id = event.event_id(), attempt = attempt.number(), "handling");
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueAttempt {
+    number: u32,
+    max: u32,
+}
+
+impl QueueAttempt {
+    /// This attempt, counting from 1.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The attempts allowed before the event is dead-lettered.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Whether a failure now dead-letters the event.
+    pub fn is_last(&self) -> bool {
+        self.number >= self.max
+    }
+}
+
+/// A snapshot of a queue's counters. Gauges (`queued`, `in_progress`) are current values; the
+/// rest count since the queue started.
+///
+/// ```
+/// use vobiz_webhooks::queue::MemoryQueue;
+/// use vobiz_webhooks::VobizRouter;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let queue = MemoryQueue::builder().start(VobizRouter::new().with_state(()));
+/// let metrics = queue.metrics();
+/// assert_eq!(metrics.queued, 0);
+/// assert_eq!(metrics.succeeded, 0);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueMetrics {
+    /// Accepted and waiting: in the queue, or waiting out a retry backoff.
+    pub queued: u64,
+    /// Being handled right now.
+    pub in_progress: u64,
+    /// Deliveries accepted (answered 200 and queued).
+    pub accepted: u64,
+    /// Deliveries refused with 503 because the queue was full or stopping.
+    pub rejected: u64,
+    /// Events whose handler succeeded.
+    pub succeeded: u64,
+    /// Failed attempts that were scheduled again.
+    pub retried: u64,
+    /// Events that failed every attempt and were dead-lettered.
+    pub dead_lettered: u64,
+    /// Accepted events given up unhandled (shutdown deadline): their claims were released.
+    pub released: u64,
+    /// Queued events found already done when a worker picked them up (Redis backend).
+    pub duplicates: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    queued: AtomicU64,
+    in_progress: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    succeeded: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    released: AtomicU64,
+    duplicates: AtomicU64,
+}
+
+/// Which counter moves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Counter {
+    Queued,
+    InProgress,
+    Accepted,
+    Rejected,
+    Succeeded,
+    Retried,
+    DeadLettered,
+    Released,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Duplicates,
+}
+
+impl Counters {
+    fn counter(&self, counter: Counter) -> &AtomicU64 {
+        match counter {
+            Counter::Queued => &self.queued,
+            Counter::InProgress => &self.in_progress,
+            Counter::Accepted => &self.accepted,
+            Counter::Rejected => &self.rejected,
+            Counter::Succeeded => &self.succeeded,
+            Counter::Retried => &self.retried,
+            Counter::DeadLettered => &self.dead_lettered,
+            Counter::Released => &self.released,
+            Counter::Duplicates => &self.duplicates,
+        }
+    }
+
+    pub(crate) fn add(&self, counter: Counter) {
+        self.counter(counter).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gauges only; saturates at zero.
+    pub(crate) fn sub(&self, counter: Counter) {
+        let _ = self
+            .counter(counter)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
+                Some(value.saturating_sub(1))
+            });
+    }
+
+    pub(crate) fn snapshot(&self) -> QueueMetrics {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        QueueMetrics {
+            queued: load(&self.queued),
+            in_progress: load(&self.in_progress),
+            accepted: load(&self.accepted),
+            rejected: load(&self.rejected),
+            succeeded: load(&self.succeeded),
+            retried: load(&self.retried),
+            dead_lettered: load(&self.dead_lettered),
+            released: load(&self.released),
+            duplicates: load(&self.duplicates),
+        }
+    }
+}
+
+/// What a worker needs to rebuild the request the handlers saw in synchronous mode.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    pub(crate) event: VerifiedEvent,
+    pub(crate) uri: Uri,
+    pub(crate) content_type: Option<HeaderValue>,
+}
+
+impl Delivery {
+    pub(crate) fn from_request(event: VerifiedEvent, request: &Request<Body>) -> Self {
+        Self {
+            event,
+            uri: request.uri().clone(),
+            content_type: request.headers().get(CONTENT_TYPE).cloned(),
+        }
+    }
+
+    /// A `POST` with the exact verified bytes, `X-Webhook-Event`, `Content-Type`, and the
+    /// [`VerifiedEvent`] and [`QueueAttempt`] in the extensions.
+    pub(crate) fn request(&self, attempt: QueueAttempt) -> Request<Body> {
+        let mut request = Request::new(Body::from(self.event.body().clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        let content_type = self
+            .content_type
+            .clone()
+            .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, content_type);
+        if let Ok(value) = HeaderValue::from_str(self.event.event_type().as_str()) {
+            headers.insert(X_WEBHOOK_EVENT, value);
+        }
+        request.extensions_mut().insert(self.event.clone());
+        request.extensions_mut().insert(attempt);
+        request
+    }
+}
+
+/// The result of one handler attempt: `Err` carries the error kept with a dead letter.
+pub(crate) type AttemptResult = Result<(), String>;
+
+/// Aborts the spawned attempt when the waiting side goes away (shutdown, timeout).
+struct AbortOnDrop(tokio::task::JoinHandle<AttemptResult>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one attempt in its own task, so a panic is an error and not a dead worker, bounded by
+/// `timeout`: 2xx is success; another status (with the start of its body), an error, a panic
+/// or the timeout is the failure's text.
+pub(crate) async fn run_attempt<H>(
+    mut handler: H,
+    request: Request<Body>,
+    timeout: Duration,
+) -> AttemptResult
+where
+    H: Service<Request<Body>, Response = Response> + Send + 'static,
+    H::Error: Into<BoxError>,
+    H::Future: Send + 'static,
+{
+    let task = tokio::spawn(async move {
+        std::future::poll_fn(|cx| handler.poll_ready(cx))
+            .await
+            .map_err(|error| format!("handler not ready: {}", error.into()))?;
+        let response = handler
+            .call(request)
+            .await
+            .map_err(|error| format!("handler error: {}", error.into()))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(describe_failure(response).await)
+    });
+    let mut task = AbortOnDrop(task);
+    match tokio::time::timeout(timeout, &mut task.0).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err("handler panicked".to_owned()),
+        Ok(Err(_)) => Err("handler task cancelled".to_owned()),
+        Err(_) => Err(format!("handler timed out after {timeout:?}")),
+    }
+}
+
+/// The most of a failure's body kept in its error text.
+const ERROR_BODY_LIMIT: usize = 512;
+
+async fn describe_failure(response: Response) -> String {
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    let mut text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_LIMIT)]).into_owned();
+    text.truncate(text.trim_end().len());
+    if text.is_empty() {
+        format!("handler answered {status}")
+    } else {
+        format!("handler answered {status}: {text}")
+    }
+}
+
+/// A plain-text response, with `Retry-After` for the 503s.
+pub(crate) fn text_response(
+    status: StatusCode,
+    text: &'static str,
+    retry_after: Option<Duration>,
+) -> Response {
+    let mut response = Response::new(Body::from(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Some(delay) = retry_after {
+        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// The answer of an enqueue service mounted without the layer in front.
+pub(crate) fn missing_layer() -> Response {
+    tracing::error!("{}", crate::extract::MissingVobizLayer);
+    text_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "no verified Vobiz event on this request: mount the queue behind VobizWebhookLayer",
+        None,
+    )
+}
+
+/// The future of the enqueue services: already resolved or boxed.
+pub struct EnqueueFuture {
+    inner: EnqueueState,
+}
+
+enum EnqueueState {
+    Ready(Option<Response>),
+    Boxed(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl EnqueueFuture {
+    pub(crate) fn ready(response: Response) -> Self {
+        Self {
+            inner: EnqueueState::Ready(Some(response)),
+        }
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn boxed(future: impl Future<Output = Response> + Send + 'static) -> Self {
+        Self {
+            inner: EnqueueState::Boxed(Box::pin(future)),
+        }
+    }
+}
+
+impl Future for EnqueueFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            EnqueueState::Ready(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("EnqueueFuture polled after completion"),
+            },
+            EnqueueState::Boxed(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl fmt::Debug for EnqueueFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnqueueFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let backoff = Backoff::exponential(Duration::from_millis(10), Duration::from_millis(50));
+        let delays: Vec<_> = (1..=5).map(|n| backoff.delay(n).as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 50, 50]);
+        assert_eq!(backoff.total(4), Duration::from_millis(70));
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_millis(50));
+        let huge = Backoff::exponential(Duration::MAX, Duration::MAX);
+        assert_eq!(huge.delay(40), Duration::MAX);
+    }
+}
