@@ -33,6 +33,7 @@ for target in "${targets[@]}"; do
   log="$(mktemp)"
   args=(-max_total_time="$seconds" -rss_limit_mb=256 -timeout=10 -print_final_stats=1)
   [ -n "${FUZZ_RUNS:-}" ] && args+=(-runs="$FUZZ_RUNS")
+  started=$SECONDS
   if cargo fuzz run -O -s "$sanitizer" "$target" -- "${args[@]}" >"$log" 2>&1; then
     result=ok
   else
@@ -42,8 +43,8 @@ for target in "${targets[@]}"; do
   fi
   runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)"
   rss="$(grep -Eo 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)"
-  printf 'FUZZ %-18s %s  executions=%s  seconds<=%s  peak_rss_mb=%s  sanitizer=%s\n' \
-    "$target" "$result" "${runs:-?}" "$seconds" "${rss:-?}" "$sanitizer"
+  printf 'FUZZ %-18s %s  executions=%s  seconds=%s  peak_rss_mb=%s  sanitizer=%s\n' \
+    "$target" "$result" "${runs:-?}" "$((SECONDS - started))" "${rss:-?}" "$sanitizer"
   rm -f "$log"
 done
 rm -f build.log
