@@ -6,7 +6,7 @@
 #   REPS=7 DURATION=15 bash bench/run.sh
 #   SERVERS="bare crate" REPS=1 WAIT_QUIET=0 bash bench/run.sh   # a quick look
 #
-# Environment (defaults): REPS=5 DURATION=10 WARMUP=2 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
+# Environment (defaults): REPS=5 DURATION=10 WARMUP=3 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
 #   SERVERS="bare naive crate crate-redis express flask"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
 #   checked every 30 s, at most 40 min)  VOBIZ_REDIS_URL=redis://127.0.0.1:6379
 set -euo pipefail
@@ -16,7 +16,7 @@ BENCH=$ROOT/bench
 
 REPS=${REPS:-5}
 DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
+WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 GEN_CPU=${GEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
