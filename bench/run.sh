@@ -145,8 +145,8 @@ server_pids() {
 
 drop_redis_prefix() {
   [ -n "$REDIS_PREFIX" ] || return 0
-  redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" --count 1000 |
-    xargs -r -n 1000 redis-cli -u "$REDIS_URL" del >/dev/null
+  redis-cli -u "$REDIS_URL" --scan --pattern "${REDIS_PREFIX}*" |
+    xargs -r -n 1000 redis-cli -u "$REDIS_URL" del >/dev/null || log "could not delete ${REDIS_PREFIX}*"
   REDIS_PREFIX=
 }
 
