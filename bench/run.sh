@@ -88,10 +88,12 @@ wait_quiet() {
 
 SERVER_PID=
 REDIS_PREFIX=
+# Below the ephemeral range (32768+): a port there can be taken by one of the generator's own
+# connections (gunicorn closes every one) and the next server could not bind it.
 port_of() {
   case $1 in
-    bare) echo 39101 ;; naive) echo 39102 ;; crate) echo 39103 ;; crate-redis) echo 39104 ;;
-    express) echo 39105 ;; flask) echo 39106 ;;
+    bare) echo 18101 ;; naive) echo 18102 ;; crate) echo 18103 ;; crate-redis) echo 18104 ;;
+    express) echo 18105 ;; flask) echo 18106 ;;
   esac
 }
 
