@@ -29,11 +29,20 @@ async fn on_message(State(app): State<App>, msg: InboundEvent) {
 }
 
 async fn on_status(st: StatusEvent) {
-    println!("status {:?} of {:?} (error {:?})", st.status(), st.wamid(), st.error());
+    println!(
+        "status {:?} of {:?} (error {:?})",
+        st.status(),
+        st.wamid(),
+        st.error()
+    );
 }
 
 async fn on_connect(call: CallEvent) {
-    println!("call {:?} offers SDP: {}", call.call_id(), call.sdp().is_some());
+    println!(
+        "call {:?} offers SDP: {}",
+        call.call_id(),
+        call.sdp().is_some()
+    );
 }
 
 async fn on_any_call(call: CallEvent) {
@@ -41,7 +50,11 @@ async fn on_any_call(call: CallEvent) {
 }
 
 async fn on_other(meta: VerifiedEvent) {
-    println!("{} {} (no handler of its own)", meta.event_type(), meta.event_id());
+    println!(
+        "{} {} (no handler of its own)",
+        meta.event_type(),
+        meta.event_id()
+    );
 }
 
 #[tokio::main]

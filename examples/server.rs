@@ -30,7 +30,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use serde_json::json;
+use serde::Serialize;
 use tower_http::timeout::TimeoutLayer;
 use vobiz_webhooks::signature::Verifier;
 use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
@@ -43,43 +43,78 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long requests in flight may take to finish after the shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// The line printed per event, serialised straight from borrowed fields (no `serde_json::Value`).
+#[derive(Serialize)]
+struct Line<'a> {
+    account_id: Option<&'a str>,
+    detail: Detail<'a>,
+    event_id: &'a str,
+    event_type: &'a str,
+    kind: &'static str,
+}
+
+/// The one detail a person wants to see first.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Detail<'a> {
+    Message {
+        from: Option<&'a str>,
+        text: Option<&'a str>,
+        #[serde(rename = "type")]
+        kind: Option<&'a str>,
+    },
+    Status {
+        status: Option<&'a str>,
+        wamid: Option<&'a str>,
+    },
+    Call {
+        call_id: Option<&'a str>,
+        event: &'a str,
+    },
+    Nothing {},
+}
+
 async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
-    // The kind of event and the one detail a person wants to see first.
     let (kind, detail) = match &event {
         VobizEvent::MessageInbound(msg) => (
             "message",
-            json!({
-                "from": msg.from(),
-                "type": msg.kind(),
-                "text": msg.text(),
-            }),
+            Detail::Message {
+                from: msg.from(),
+                text: msg.text(),
+                kind: msg.kind(),
+            },
         ),
         VobizEvent::MessageStatus(st) => (
             "status",
-            json!({
-                "wamid": st.wamid(),
-                "status": st.status().map(|status| status.as_str()),
-            }),
+            Detail::Status {
+                status: st.status().map(|status| status.as_str()),
+                wamid: st.wamid(),
+            },
         ),
         VobizEvent::Call(call) => (
             "call",
-            json!({
-                "call_id": call.call_id(),
-                "event": call.event(),
-            }),
+            Detail::Call {
+                call_id: call.call_id(),
+                event: call.event(),
+            },
         ),
-        _ => ("unknown", json!({})),
+        _ => ("unknown", Detail::Nothing {}),
     };
-    let line = json!({
-        "event_id": meta.event_id(),
-        "event_type": meta.event_type().as_str(),
-        "kind": kind,
-        "account_id": meta.account_id(),
-        "detail": detail,
-    });
-    // One line per event, flushed at once so a reader sees it immediately.
+    let line = Line {
+        account_id: meta.account_id(),
+        detail,
+        event_id: meta.event_id(),
+        event_type: meta.event_type().as_str(),
+        kind,
+    };
+    // One line per event, written and flushed at once so a reader sees it immediately.
+    let mut buf = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut buf, &line).is_err() || writeln!(buf).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{line}")
+    if stdout
+        .write_all(&buf)
         .and_then(|()| stdout.flush())
         .is_err()
     {

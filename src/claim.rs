@@ -9,6 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::dedup::{ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind};
@@ -196,10 +197,18 @@ async fn settle(
 }
 
 /// A store call bounded by the configured timeout; running out is a store error.
+///
+/// The operation is polled once before the timer is armed: an in-process store answers on that
+/// first poll, and then no clock is read and no timer is made.
 pub(crate) async fn with_timeout<T>(
     timeout: Duration,
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
+    let mut operation = std::pin::pin!(operation);
+    let first = std::future::poll_fn(|cx| Poll::Ready(operation.as_mut().poll(cx))).await;
+    if let Poll::Ready(result) = first {
+        return result;
+    }
     match tokio::time::timeout(timeout, operation).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),

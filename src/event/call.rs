@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
 use super::de;
-use super::Change;
+use super::{Change, RawPayload};
 use crate::envelope::CallEventName;
 
 /// A `call.<event>` event.
@@ -43,7 +43,7 @@ use crate::envelope::CallEventName;
 pub struct CallEvent {
     name: CallEventName,
     changes: Vec<Change<CallValue>>,
-    raw: Box<RawValue>,
+    raw: RawPayload,
 }
 
 impl Serialize for CallEvent {
@@ -60,7 +60,7 @@ impl CallEvent {
     pub(super) fn new(
         name: CallEventName,
         changes: Vec<Change<CallValue>>,
-        raw: Box<RawValue>,
+        raw: RawPayload,
     ) -> Self {
         Self { name, changes, raw }
     }
@@ -185,7 +185,7 @@ impl CallEvent {
     /// The payload exactly as received (the only way to read events this crate does not
     /// type, such as a recording's details).
     pub fn raw_payload(&self) -> &RawValue {
-        &self.raw
+        self.raw.get()
     }
 }
 

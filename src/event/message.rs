@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
 use super::de::{self as lenient, Key, Lenient, Seq, Str, Time};
-use super::Change;
+use super::{Change, RawPayload};
 
 /// A `message.inbound` event: every message of every change, with the senders' profiles.
 ///
@@ -40,7 +40,7 @@ use super::Change;
 #[non_exhaustive]
 pub struct InboundEvent {
     changes: Vec<Change<InboundValue>>,
-    raw: Box<RawValue>,
+    raw: RawPayload,
 }
 
 impl Serialize for InboundEvent {
@@ -52,7 +52,7 @@ impl Serialize for InboundEvent {
 }
 
 impl InboundEvent {
-    pub(super) fn new(changes: Vec<Change<InboundValue>>, raw: Box<RawValue>) -> Self {
+    pub(super) fn new(changes: Vec<Change<InboundValue>>, raw: RawPayload) -> Self {
         Self { changes, raw }
     }
 
@@ -173,7 +173,7 @@ impl InboundEvent {
 
     /// The payload exactly as received.
     pub fn raw_payload(&self) -> &RawValue {
-        &self.raw
+        self.raw.get()
     }
 }
 

@@ -105,20 +105,24 @@ impl VobizEvent {
     /// payload; payloads of an undocumented shape yield the variant of `event_type` with no
     /// items and the raw JSON.
     pub fn from_payload(event_type: &EventType, payload: &[u8]) -> Self {
-        let raw = raw_json(payload);
+        // Typed from the text itself; the raw copy is validated only if someone asks for it.
+        // Text that is not UTF-8 or not JSON types to no changes, as its `null` raw would.
+        let text = std::str::from_utf8(payload).unwrap_or("null");
         match event_type {
             EventType::MessageInbound => {
-                Self::MessageInbound(InboundEvent::new(changes(raw.get()), raw))
+                Self::MessageInbound(InboundEvent::new(changes(text), RawPayload::new(payload)))
             }
             EventType::MessageStatus => {
-                Self::MessageStatus(StatusEvent::new(changes(raw.get()), raw))
+                Self::MessageStatus(StatusEvent::new(changes(text), RawPayload::new(payload)))
             }
-            EventType::Call(name) => {
-                Self::Call(CallEvent::new(name.clone(), changes(raw.get()), raw))
-            }
+            EventType::Call(name) => Self::Call(CallEvent::new(
+                name.clone(),
+                changes(text),
+                RawPayload::new(payload),
+            )),
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
-                payload: raw,
+                payload: raw_json(payload),
             }),
         }
     }
@@ -201,6 +205,38 @@ pub struct Change<V> {
     pub field: Option<String>,
     /// The change `value`.
     pub value: V,
+}
+
+/// A payload's bytes, shared by the clones of an event, made a [`RawValue`] on first use.
+///
+/// Typing a payload does not need its raw form, so the pass that validates it (and the copy
+/// that a clone of the event would make) is paid only by callers of `raw_payload()`.
+#[derive(Clone)]
+pub(crate) struct RawPayload(std::sync::Arc<RawInner>);
+
+struct RawInner {
+    bytes: Box<[u8]>,
+    json: std::sync::OnceLock<Box<RawValue>>,
+}
+
+impl RawPayload {
+    pub(crate) fn new(payload: &[u8]) -> Self {
+        Self(std::sync::Arc::new(RawInner {
+            bytes: payload.into(),
+            json: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The payload as JSON; `null` when it is not JSON.
+    pub(crate) fn get(&self) -> &RawValue {
+        self.0.json.get_or_init(|| raw_json(&self.0.bytes))
+    }
+}
+
+impl std::fmt::Debug for RawPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.get(), f)
+    }
 }
 
 /// The raw payload as owned JSON; `null` when it is not JSON.

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Metadata};
 use super::de;
-use super::Change;
+use super::{Change, RawPayload};
 
 /// A `message.status` event: every status update of every change.
 ///
@@ -35,7 +35,7 @@ use super::Change;
 #[non_exhaustive]
 pub struct StatusEvent {
     changes: Vec<Change<StatusValue>>,
-    raw: Box<RawValue>,
+    raw: RawPayload,
 }
 
 impl Serialize for StatusEvent {
@@ -48,7 +48,7 @@ impl Serialize for StatusEvent {
 }
 
 impl StatusEvent {
-    pub(super) fn new(changes: Vec<Change<StatusValue>>, raw: Box<RawValue>) -> Self {
+    pub(super) fn new(changes: Vec<Change<StatusValue>>, raw: RawPayload) -> Self {
         Self { changes, raw }
     }
 
@@ -115,7 +115,7 @@ impl StatusEvent {
 
     /// The payload exactly as received.
     pub fn raw_payload(&self) -> &RawValue {
-        &self.raw
+        self.raw.get()
     }
 }
 

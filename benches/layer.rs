@@ -1,0 +1,170 @@
+//! The whole layer driven in process (`tower::ServiceExt::oneshot`, no sockets) around a
+//! pass-through service, with a 1.2 KiB `message.inbound` delivery and a unique `event_id` per
+//! iteration so the in-process dedup store does real work (claim + complete). The baseline is the
+//! bare pass-through service fed the same request: the difference is what the layer costs.
+//!
+//! Each iteration builds its request (a fresh signed body) outside the timed section
+//! (`iter_batched`), so only the service call is measured.
+//!
+//! `cargo bench --bench layer -- --warm-up-time 1 --measurement-time 5`
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use axum::body::Body;
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use http::{Request, Response, StatusCode};
+use tower::{service_fn, ServiceExt};
+use vobiz_webhooks::signature::Secret;
+use vobiz_webhooks::{MemoryStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
+
+const SECRET: &str = "your-shared-secret";
+const TEXT: &str = include_str!("../tests/fixtures/message.inbound/text.json");
+const FIXTURE_ID: &str = "\"event_id\": \"";
+
+/// Signed requests of the fixture body with a new UUID-shaped `event_id` each.
+struct Requests {
+    prefix: String,
+    suffix: String,
+    secret: Secret,
+    n: u64,
+}
+
+impl Requests {
+    fn new() -> Self {
+        let start = TEXT.find(FIXTURE_ID).expect("fixture has an event_id") + FIXTURE_ID.len();
+        let end = start + TEXT[start..].find('"').expect("closing quote");
+        Self {
+            prefix: TEXT[..start].to_owned(),
+            suffix: TEXT[end..].to_owned(),
+            secret: Secret::new(SECRET).expect("secret"),
+            n: 0,
+        }
+    }
+
+    fn body(&mut self) -> Bytes {
+        self.n += 1;
+        let n = self.n;
+        let id = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (n >> 32) as u32 ^ 0x9e37_79b9,
+            n as u16,
+            (n >> 16) as u16 & 0xfff,
+            (n >> 28) as u16 & 0xfff,
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_ffff_ffff
+        );
+        Bytes::from(format!("{}{}{}", self.prefix, id, self.suffix))
+    }
+
+    fn request(&mut self) -> Request<Body> {
+        let body = self.body();
+        let signature = self.secret.sign(&body);
+        Request::post("/webhooks/vobiz")
+            .header("content-type", "application/json")
+            .header("content-length", body.len())
+            .header("x-webhook-event", "message.inbound")
+            .header("x-webhook-signature", signature)
+            .body(Body::from(body))
+            .expect("request")
+    }
+}
+
+/// Drives a future that never waits (the in-process store, a pass-through service) to the end.
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+fn layer(c: &mut Criterion) {
+    // The layer's store timeout needs a Tokio context (its timer is registered lazily).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+
+    let mut requests = Requests::new();
+    let len = requests.body().len();
+    assert!((1100..1400).contains(&len), "a ~1.2 KiB body, got {len}");
+
+    let passthrough = service_fn(|request: Request<Body>| async move {
+        black_box(request.extensions().get::<VerifiedEvent>().is_some());
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    let verifying = VobizWebhookLayer::new(SECRET)
+        .expect("secret")
+        .store(MemoryStore::new());
+    let layered = tower::ServiceBuilder::new()
+        .layer(verifying)
+        .service(passthrough);
+    // What the example server's handler extracts: the record and the typed event.
+    let typed: axum::routing::MethodRouter<(), Infallible> =
+        axum::routing::post(|meta: VerifiedEvent, event: VobizEvent| async move {
+            black_box((
+                meta.event_id().len(),
+                matches!(event, VobizEvent::MessageInbound(_)),
+            ));
+            StatusCode::OK
+        })
+        .layer(
+            VobizWebhookLayer::new(SECRET)
+                .expect("secret")
+                .store(MemoryStore::new()),
+        )
+        .with_state::<()>(());
+
+    // A sanity check: the layer lets a signed delivery through.
+    let first = requests.request();
+    let response = runtime
+        .block_on(layered.clone().oneshot(first))
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let mut group = c.benchmark_group("layer 1.2KiB message.inbound");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("baseline: bare pass-through service", |b| {
+        b.iter_batched(
+            || requests.request(),
+            |request| ready(passthrough.oneshot(request)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("VobizWebhookLayer (MemoryStore), unique ids", |b| {
+        b.iter_batched(
+            || requests.request(),
+            |request| {
+                let response = ready(layered.clone().oneshot(request)).expect("infallible");
+                debug_assert_eq!(response.status(), StatusCode::OK);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function(
+        "VobizWebhookLayer + axum handler (VerifiedEvent, VobizEvent)",
+        |b| {
+            b.iter_batched(
+                || requests.request(),
+                |request| {
+                    let response = ready(typed.clone().oneshot(request)).expect("infallible");
+                    debug_assert_eq!(response.status(), StatusCode::OK);
+                    response
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, layer);
+criterion_main!(benches);
