@@ -24,10 +24,29 @@
 //! ```
 //!
 //! The layer refuses what does not verify (401), what is too large (413) and what is not a
-//! Vobiz envelope (400) before your handler runs; see [`VobizWebhookLayer`] and [`Rejection`].
+//! Vobiz envelope (400) before your handler runs; it answers a delivery it already handled with
+//! 200 without running the handler again, one being handled with 409, and fails closed (503)
+//! when its dedup store is down. See [`VobizWebhookLayer`] and [`Rejection`].
+//!
+//! Where to go next:
+//! - [`VobizRouter`]: one ordinary axum handler per event type, taking [`InboundEvent`],
+//!   [`StatusEvent`] or [`CallEvent`] directly;
+//! - [`event`]: the typed payloads and their accessors;
+//! - [`dedup`]: the stores behind "never twice" ([`MemoryStore`] by default);
+//! - [`queue`]: answer at once and run handlers in workers, with retries and dead letters;
+//! - [`signature`]: verify or [`sign`] bodies yourself.
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | *(none)* | ✓ | the layer, signatures, typed events, extractors, [`VobizRouter`], [`MemoryStore`], `queue::MemoryQueue` |
+//! | `redis` | | `RedisStore` (dedup shared by replicas) and `queue::RedisQueue` (Redis Streams) |
+//! | `moka` | | `MokaStore`, a moka LRU dedup store |
+//! | `testing` | | `testing::TestEvent` and `testing::Fixture`: signed deliveries for your own tests |
+//! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify |
+//! | `client` | | `client::SubscriptionClient` for Vobiz's subscription API |
 
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod claim;
 #[cfg(feature = "client")]
