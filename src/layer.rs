@@ -452,12 +452,19 @@ where
     }
     // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
     // when the response future is dropped).
-    let call = inner.call(Request::from_parts(parts, body));
+    let mut call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
+    // A handler that answers on its first poll needs no deadline, so no timer is made for it
+    // (and what is kept across the awaits below holds no `S::Error`).
+    let ready = match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+        Poll::Ready(response) => Some(response?),
+        Poll::Pending => None,
+    };
     // A handler must not outlive its claim: once the lease is over a retry may claim the id,
     // and two runs of one event would overlap. Cancel it instead; the claim is released and
     // the sender retries.
-    let response = match (&handle, lease_deadline) {
-        (Some(_), Some(deadline)) => {
+    let response = match (ready, &handle, lease_deadline) {
+        (Some(response), _, _) => response,
+        (None, Some(_), Some(deadline)) => {
             let outcome = tokio::time::timeout_at(deadline, call).await;
             match outcome {
                 Ok(response) => response?,
@@ -474,7 +481,7 @@ where
                 }
             }
         }
-        _ => call.await?,
+        (None, _, _) => call.await?,
     };
 
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
