@@ -172,18 +172,43 @@ impl std::error::Error for EnvelopeError {
 #[derive(Deserialize)]
 struct WireEnvelope<'a> {
     #[serde(borrow)]
-    event_id: Option<Cow<'a, str>>,
+    event_id: Option<Text<'a>>,
     #[serde(borrow)]
-    event_type: Option<Cow<'a, str>>,
+    event_type: Option<Text<'a>>,
     #[serde(borrow)]
-    account_id: Option<Cow<'a, str>>,
+    account_id: Option<Text<'a>>,
     #[serde(borrow)]
-    occurred_at: Option<Cow<'a, str>>,
+    occurred_at: Option<Text<'a>>,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
 }
 
-/// A parsed envelope and where its payload lies in the body.
+/// A JSON string borrowed from the body unless it has escapes. (`Option<Cow<str>>` would always
+/// copy: serde borrows a `Cow` only when it is the field's whole type.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
 pub(crate) struct ParsedEnvelope {
     pub(crate) envelope: Envelope,
     /// Byte range of `payload` within the body; `None` when the body has no `payload`.
@@ -215,15 +240,15 @@ pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
     let wire: WireEnvelope<'_> =
         serde_json::from_str(text).map_err(EnvelopeError::MalformedJson)?;
-    let event_id = wire
+    let Text(event_id) = wire
         .event_id
         .ok_or(EnvelopeError::MissingField("event_id"))?;
-    let event_type = wire
+    let Text(event_type) = wire
         .event_type
         .ok_or(EnvelopeError::MissingField("event_type"))?;
     let occurred_at = wire
         .occurred_at
-        .and_then(|value| OffsetDateTime::parse(&value, &Rfc3339).ok());
+        .and_then(|Text(value)| OffsetDateTime::parse(&value, &Rfc3339).ok());
     let payload = wire.payload.map(|raw| {
         // `raw` borrows from `text`, so its offset is a plain address difference.
         let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
@@ -233,7 +258,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
         envelope: Envelope {
             event_id: event_id.into_owned(),
             event_type: EventType::parse(&event_type),
-            account_id: wire.account_id.map(Cow::into_owned),
+            account_id: wire.account_id.map(|Text(value)| value.into_owned()),
             occurred_at,
         },
         payload,

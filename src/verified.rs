@@ -92,13 +92,23 @@ impl VerifiedEvent {
         }
     }
 
+    /// The payload's bytes, shared with the body (no copy).
+    fn payload_bytes(&self) -> Bytes {
+        match &self.inner.payload {
+            Some(range) if range.end <= self.inner.body.len() => {
+                self.inner.body.slice(range.clone())
+            }
+            _ => Bytes::from_static(b"null"),
+        }
+    }
+
     /// The typed event, parsed from the payload on first use and cached.
     ///
     /// Never fails: a payload of an undocumented shape is kept raw inside the event.
     pub fn event(&self) -> &VobizEvent {
-        self.inner
-            .typed
-            .get_or_init(|| VobizEvent::from_payload(self.event_type(), self.payload_json()))
+        self.inner.typed.get_or_init(|| {
+            VobizEvent::from_shared_payload(self.event_type(), self.payload_bytes())
+        })
     }
 }
 

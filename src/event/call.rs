@@ -5,6 +5,7 @@
 //! business-initiated call; `call.status_change` may carry either). Both are typed.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -42,7 +43,8 @@ use crate::envelope::CallEventName;
 #[non_exhaustive]
 pub struct CallEvent {
     name: CallEventName,
-    changes: Vec<Change<CallValue>>,
+    // Shared: the extractors hand out clones of the event a request parsed once.
+    changes: Arc<[Change<CallValue>]>,
     raw: RawPayload,
 }
 
@@ -51,7 +53,7 @@ impl Serialize for CallEvent {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("event_type", self.name.as_str())?;
-        map.serialize_entry("changes", &self.changes)?;
+        map.serialize_entry("changes", &*self.changes)?;
         map.end()
     }
 }
@@ -62,7 +64,11 @@ impl CallEvent {
         changes: Vec<Change<CallValue>>,
         raw: RawPayload,
     ) -> Self {
-        Self { name, changes, raw }
+        Self {
+            name,
+            changes: changes.into(),
+            raw,
+        }
     }
 
     /// The event type, e.g. `call.connect`.

@@ -1,6 +1,7 @@
 //! `message.inbound`: messages WhatsApp users send to the business (spec §3.1, §4).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -39,21 +40,25 @@ use super::{Change, RawPayload};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct InboundEvent {
-    changes: Vec<Change<InboundValue>>,
+    // Shared: the extractors hand out clones of the event a request parsed once.
+    changes: Arc<[Change<InboundValue>]>,
     raw: RawPayload,
 }
 
 impl Serialize for InboundEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("changes", &self.changes)?;
+        map.serialize_entry("changes", &*self.changes)?;
         map.end()
     }
 }
 
 impl InboundEvent {
     pub(super) fn new(changes: Vec<Change<InboundValue>>, raw: RawPayload) -> Self {
-        Self { changes, raw }
+        Self {
+            changes: changes.into(),
+            raw,
+        }
     }
 
     /// Every change of the payload, in order.

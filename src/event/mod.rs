@@ -105,9 +105,14 @@ impl VobizEvent {
     /// payload; payloads of an undocumented shape yield the variant of `event_type` with no
     /// items and the raw JSON.
     pub fn from_payload(event_type: &EventType, payload: &[u8]) -> Self {
+        Self::from_shared_payload(event_type, bytes::Bytes::copy_from_slice(payload))
+    }
+
+    /// [`from_payload`](Self::from_payload) of a slice of the delivery body, kept without a copy.
+    pub(crate) fn from_shared_payload(event_type: &EventType, payload: bytes::Bytes) -> Self {
         // Typed from the text itself; the raw copy is validated only if someone asks for it.
         // Text that is not UTF-8 or not JSON types to no changes, as its `null` raw would.
-        let text = std::str::from_utf8(payload).unwrap_or("null");
+        let text = std::str::from_utf8(&payload).unwrap_or("null");
         match event_type {
             EventType::MessageInbound => {
                 Self::MessageInbound(InboundEvent::new(changes(text), RawPayload::new(payload)))
@@ -115,14 +120,17 @@ impl VobizEvent {
             EventType::MessageStatus => {
                 Self::MessageStatus(StatusEvent::new(changes(text), RawPayload::new(payload)))
             }
-            EventType::Call(name) => Self::Call(CallEvent::new(
-                name.clone(),
-                changes(text),
-                RawPayload::new(payload),
-            )),
+            EventType::Call(name) => {
+                let changes = changes(text);
+                Self::Call(CallEvent::new(
+                    name.clone(),
+                    changes,
+                    RawPayload::new(payload),
+                ))
+            }
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
-                payload: raw_json(payload),
+                payload: raw_json(&payload),
             }),
         }
     }
@@ -215,14 +223,14 @@ pub struct Change<V> {
 pub(crate) struct RawPayload(std::sync::Arc<RawInner>);
 
 struct RawInner {
-    bytes: Box<[u8]>,
+    bytes: bytes::Bytes,
     json: std::sync::OnceLock<Box<RawValue>>,
 }
 
 impl RawPayload {
-    pub(crate) fn new(payload: &[u8]) -> Self {
+    pub(crate) fn new(payload: bytes::Bytes) -> Self {
         Self(std::sync::Arc::new(RawInner {
-            bytes: payload.into(),
+            bytes: payload,
             json: std::sync::OnceLock::new(),
         }))
     }

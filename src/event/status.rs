@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -34,7 +35,8 @@ use super::{Change, RawPayload};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct StatusEvent {
-    changes: Vec<Change<StatusValue>>,
+    // Shared: the extractors hand out clones of the event a request parsed once.
+    changes: Arc<[Change<StatusValue>]>,
     raw: RawPayload,
 }
 
@@ -42,14 +44,17 @@ impl Serialize for StatusEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("changes", &self.changes)?;
+        map.serialize_entry("changes", &*self.changes)?;
         map.end()
     }
 }
 
 impl StatusEvent {
     pub(super) fn new(changes: Vec<Change<StatusValue>>, raw: RawPayload) -> Self {
-        Self { changes, raw }
+        Self {
+            changes: changes.into(),
+            raw,
+        }
     }
 
     /// Every change of the payload, in order.
