@@ -209,7 +209,9 @@ pub(crate) async fn with_timeout<T>(
     if let Poll::Ready(result) = first {
         return result;
     }
-    match tokio::time::timeout(timeout, operation).await {
+    // Boxed: the timer is only made for a store call that waits, and kept out of the
+    // (heap-allocated) state of every request that does not.
+    match Box::pin(tokio::time::timeout(timeout, operation)).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
     }

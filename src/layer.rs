@@ -465,7 +465,8 @@ where
     let response = match (ready, &handle, lease_deadline) {
         (Some(response), _, _) => response,
         (None, Some(_), Some(deadline)) => {
-            let outcome = tokio::time::timeout_at(deadline, call).await;
+            // Boxed, like the store timeout: only a handler that waits pays for its timer.
+            let outcome = Box::pin(tokio::time::timeout_at(deadline, call)).await;
             match outcome {
                 Ok(response) => response?,
                 Err(_elapsed) => {
@@ -516,7 +517,7 @@ async fn claim_within<D: DedupStore>(
     if let Poll::Ready(claim) = first {
         return claim;
     }
-    match tokio::time::timeout(config.store_timeout, &mut claiming).await {
+    match Box::pin(tokio::time::timeout(config.store_timeout, &mut claiming)).await {
         Ok(claim) => claim,
         Err(_) => {
             let store = Arc::clone(store);
