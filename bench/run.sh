@@ -7,7 +7,7 @@
 #   SERVERS="bare crate" REPS=1 WAIT_QUIET=0 bash bench/run.sh   # a quick look
 #
 # Environment (defaults): REPS=5 DURATION=10 WARMUP=3 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
-#   SERVERS="bare naive crate crate-redis express flask"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
+#   SERVERS="bare naive crate crate-redis express flask layer"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
 #   checked every 30 s, at most 40 min)  VOBIZ_REDIS_URL=redis://127.0.0.1:6379
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 GEN_CPU=${GEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
-SERVERS=${SERVERS:-"bare naive crate crate-redis express flask"}
+SERVERS=${SERVERS:-"bare naive crate crate-redis express flask layer"}
 WAIT_QUIET=${WAIT_QUIET:-1}
 QUIET_LOAD=${QUIET_LOAD:-0.6}
 QUIET_MAX_SECS=${QUIET_MAX_SECS:-2400}
@@ -93,7 +93,7 @@ REDIS_PREFIX=
 port_of() {
   case $1 in
     bare) echo 18101 ;; naive) echo 18102 ;; crate) echo 18103 ;; crate-redis) echo 18104 ;;
-    express) echo 18105 ;; flask) echo 18106 ;;
+    express) echo 18105 ;; flask) echo 18106 ;; layer) echo 18107 ;;
   esac
 }
 
@@ -109,6 +109,10 @@ start_server() {
     naive)
       VOBIZ_WEBHOOK_SECRET=$SECRET BENCH_ADDR=127.0.0.1:$port \
         "${pin[@]}" "$BENCH/servers/target/release/naive" >/dev/null 2>>"$err" &
+      ;;
+    layer)
+      VOBIZ_WEBHOOK_SECRET=$SECRET BENCH_ADDR=127.0.0.1:$port \
+        "${pin[@]}" "$BENCH/servers/target/release/layer" >/dev/null 2>>"$err" &
       ;;
     crate)
       VOBIZ_WEBHOOK_SECRET=$SECRET VOBIZ_ADDR=127.0.0.1:$port \
@@ -200,7 +204,7 @@ echo "load at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
 import json, os, statistics, sys
 out = sys.argv[1]
 runs = [json.loads(l) for l in open(os.path.join(out, "runs.jsonl"))]
-order = ["bare", "naive", "crate", "crate-redis", "express", "flask"]
+order = ["bare", "naive", "crate", "crate-redis", "express", "flask", "layer"]
 names = {
     "bare": "(a) bare axum, `Bytes` → 200",
     "naive": "(b) naive axum handler",
@@ -208,6 +212,7 @@ names = {
     "crate-redis": "(d) example server, `RedisStore`",
     "express": "(e) Express (Node)",
     "flask": "(f) Flask + gunicorn -w 2",
+    "layer": "(g) (a) + `VobizWebhookLayer`, `MemoryStore`",
 }
 by = {}
 for r in runs:
@@ -242,7 +247,7 @@ def ratio(a, b, field, target, op):
     if not per_rep:
         return None
     m = med(per_rep)
-    ok = m >= target if op == ">=" else m <= target
+    ok = target is not None and (m >= target if op == ">=" else m <= target)
     return m, min(per_rep), max(per_rep), ok
 
 checks = [
@@ -251,6 +256,8 @@ checks = [
     ("(c)/(e) req/s", "crate", "express", "rps", 10.0, ">="),
     ("(c)/(f) req/s", "crate", "flask", "rps", 20.0, ">="),
     ("(d)/(c) req/s", "crate-redis", "crate", "rps", 0.5, ">="),
+    ("(g)/(a) req/s: the layer alone", "layer", "bare", "rps", None, ">="),
+    ("(g)/(b) server CPU per request: the layer alone", "layer", "naive", "server_cpu_us_per_req", None, "<="),
 ]
 lines.append("\n| ratio (median of per-repetition ratios) | value | range | target | met |")
 lines.append("|---|---:|---:|---:|---|")
@@ -259,6 +266,9 @@ for label, a, b, field, target, op in checks:
     if r is None:
         continue
     m, lo, hi, ok = r
+    if target is None:  # informational: no target in the issue
+        lines.append("| %s | %.2f× | %.2f–%.2f | – | – |" % (label, m, lo, hi))
+        continue
     lines.append("| %s | %.2f× | %.2f–%.2f | %s %.2f× | %s |" % (label, m, lo, hi, op.replace(">=", "≥").replace("<=", "≤"), target, "yes" if ok else "**no**"))
 text = "\n".join(lines) + "\n"
 open(os.path.join(out, "summary.md"), "w").write(text)
