@@ -496,11 +496,7 @@ where
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler. Failures are logged where they happen.
     if let Some(claim) = handle.and_then(|handle| handle.take()) {
-        let _ = if response.status().is_success() {
-            claim.complete().await
-        } else {
-            claim.release().await
-        };
+        settle_behind_response(claim, response.status().is_success()).await;
     }
     Ok(response.map(Body::new))
 }
@@ -540,6 +536,28 @@ async fn claim_within<D: DedupStore>(
             }
             Err(StoreError::from_kind(StoreErrorKind::Timeout))
         }
+    }
+}
+
+/// Settles the claim: inline when the store answers at once (an in-process store, so a retry
+/// that follows the response always finds the event done), otherwise behind the response.
+///
+/// A networked store has had the command sent by the first poll, so the response does not wait
+/// a round trip for its acknowledgement; a retry on the same connection is queued after it.
+/// Dropped or not, the settlement runs to its end (or its timeout) and failures are logged.
+async fn settle_behind_response(claim: OwnedClaim, success: bool) {
+    let mut settling: Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>> = if success {
+        Box::pin(claim.complete())
+    } else {
+        Box::pin(claim.release())
+    };
+    let first = std::future::poll_fn(|cx| Poll::Ready(settling.as_mut().poll(cx))).await;
+    if first.is_ready() {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(settling)),
+        Err(_) => drop(settling.await),
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Script};
+use redis::{ErrorKind, RedisError};
 
 use super::{
     millis_ceil, random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind,
@@ -24,8 +24,9 @@ use super::{
 /// | complete | a one-key script: if the value is our token, `SET key done PX ttl` |
 /// | release | a one-key script: if the value is our token, `DEL key` |
 ///
-/// Tokens are 128 random bits, so replicas never mistake each other's claims. The scripts run by
-/// `EVALSHA`, loaded on first use. The [`ConnectionManager`] reconnects on its own after Redis
+/// Tokens are 128 random bits, so replicas never mistake each other's claims. The scripts are sent
+/// with `EVAL`, so each settlement is one command even after a Redis restart emptied the script
+/// cache. The [`ConnectionManager`] reconnects on its own after Redis
 /// restarts or the connection drops; meanwhile calls fail with
 /// [`StoreErrorKind::Unavailable`] or [`StoreErrorKind::Timeout`] (the layer answers 503).
 ///
@@ -51,24 +52,20 @@ pub struct RedisStore {
 /// The value of a completed id. Tokens are 32 hex digits, so they never equal it.
 const DONE: &str = "done";
 
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+// Sent whole with `EVAL` (Redis caches the compiled script by its SHA-1), not `EVALSHA`: one
+// command whatever the server's script cache holds, so a settlement is always a single command,
+// queued before whatever the connection sends next (after a Redis restart `EVALSHA` would fail
+// with NOSCRIPT and need two more round trips, letting a retry's claim overtake it).
+const COMPLETE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
     return 1
 end
-return 0",
-    )
-});
+return 0";
 
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
-return 0",
-    )
-});
+return 0";
 
 impl RedisStore {
     /// The key prefix unless [`prefix`](Self::prefix) sets another.
@@ -196,12 +193,14 @@ impl DedupStore for RedisStore {
         let redis_key = self.redis_key(key);
         let token = token_text(token);
         async move {
-            let done: i64 = COMPLETE
-                .key(redis_key)
+            let done: i64 = redis::cmd("EVAL")
+                .arg(COMPLETE)
+                .arg(1)
+                .arg(redis_key)
                 .arg(token)
                 .arg(DONE)
                 .arg(millis(ttl))
-                .invoke_async(&mut connection)
+                .query_async(&mut connection)
                 .await
                 .map_err(store_error)?;
             Ok(done == 1)
@@ -217,10 +216,12 @@ impl DedupStore for RedisStore {
         let redis_key = self.redis_key(key);
         let token = token_text(token);
         async move {
-            let released: i64 = RELEASE
-                .key(redis_key)
+            let released: i64 = redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(redis_key)
                 .arg(token)
-                .invoke_async(&mut connection)
+                .query_async(&mut connection)
                 .await
                 .map_err(store_error)?;
             Ok(released == 1)
