@@ -28,6 +28,9 @@ use crate::verified::VerifiedEvent;
 /// The default body limit: 4 MiB (Meta allows 3 MB payloads, plus the envelope).
 pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// How long the body may take to arrive once the headers are in (default 30 s).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a claim lives before another delivery may take it over (default 60 s).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
@@ -71,6 +74,7 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// |---|---|
 /// | 401 | `X-Webhook-Signature` missing, not 64 hex digits, or not matching any secret |
 /// | 413 | the body (declared or streamed) is over the limit |
+/// | 408 | the body did not arrive within the body timeout |
 /// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
 /// | 409 | the same `event_id` is being handled right now (`Retry-After`) |
 /// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
@@ -118,6 +122,7 @@ impl<D> Clone for Dedup<D> {
 struct Config {
     verifier: Verifier,
     body_limit: usize,
+    body_timeout: Duration,
     freshness: Option<Freshness>,
     on_rejection: Option<RejectionHandler>,
     lease: Duration,
@@ -153,6 +158,7 @@ impl VobizWebhookLayer<MemoryStore> {
             config: Arc::new(Config {
                 verifier,
                 body_limit: DEFAULT_BODY_LIMIT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
                 freshness: None,
                 on_rejection: None,
                 lease: DEFAULT_LEASE,
@@ -188,6 +194,15 @@ impl<D> VobizWebhookLayer<D> {
     /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`], 4 MiB).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.config_mut().body_limit = bytes;
+        self
+    }
+
+    /// How long the body may take to arrive after the headers (default [`DEFAULT_BODY_TIMEOUT`],
+    /// 30 s). A client that trickles its body is answered 408 ([`Rejection::BodyTimeout`]) and
+    /// its buffer freed, instead of holding both for as long as it likes. A body that is
+    /// complete when the layer first looks (a webhook's usually is) makes no timer.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().body_timeout = timeout;
         self
     }
 
@@ -594,7 +609,7 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let body = read_body(body, config.body_limit).await?;
+    let body = read_body(body, config.body_limit, config.body_timeout).await?;
     config
         .verifier
         .verify_tag(tag, &body)
@@ -610,12 +625,23 @@ where
     Ok(VerifiedEvent::new(parsed.envelope, body, parsed.payload))
 }
 
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Rejection>
+/// Buffers the body within `limit`, and within `timeout` unless it is complete at the first look.
+async fn read_body<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, Rejection>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, limit).collect().await {
+    let mut collecting = std::pin::pin!(Limited::new(body, limit).collect());
+    let first = std::future::poll_fn(|cx| Poll::Ready(collecting.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(collected) => collected,
+        // Boxed, like the other timers: only a body still on its way pays for one.
+        Poll::Pending => match Box::pin(tokio::time::timeout(timeout, collecting)).await {
+            Ok(collected) => collected,
+            Err(_elapsed) => return Err(Rejection::BodyTimeout { timeout }),
+        },
+    };
+    match collected {
         Ok(collected) => {
             let mut buf = collected.aggregate();
             Ok(buf.copy_to_bytes(buf.remaining()))

@@ -23,8 +23,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The layer refuses what does not verify (401), what is too large (413) and what is not a
-//! Vobiz envelope (400) before your handler runs; it answers a delivery it already handled with
+//! The layer refuses what does not verify (401), what is too large (413) or too slow to arrive
+//! (408) and what is not a Vobiz envelope (400) before your handler runs; it answers a delivery it already handled with
 //! 200 without running the handler again, one being handled with 409, and fails closed (503)
 //! when its dedup store is down. See [`VobizWebhookLayer`] and [`Rejection`].
 //!
@@ -75,8 +75,8 @@ pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::{CallEvent, InboundEvent, StatusEvent, VobizEvent};
 pub use extract::{EventKindRejection, MissingVobizLayer};
 pub use layer::{
-    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT, DEFAULT_LEASE,
-    DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
+    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_LEASE, DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
 };
 pub use rejection::Rejection;
 pub use router::{RouterFuture, VobizRouter};

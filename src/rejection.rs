@@ -35,6 +35,11 @@ pub enum Rejection {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive within the configured body timeout (408).
+    BodyTimeout {
+        /// The configured body timeout.
+        timeout: std::time::Duration,
+    },
     /// The body could not be read (the client went away or sent a broken stream) (400).
     BodyReadFailed(Arc<dyn std::error::Error + Send + Sync>),
     /// The body is not a valid Vobiz envelope (400).
@@ -84,6 +89,7 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyReadFailed(_)
             | Self::InvalidEnvelope(_)
             | Self::EventTypeMismatch { .. }
@@ -142,6 +148,11 @@ impl fmt::Display for Rejection {
             Self::PayloadTooLarge { limit } => {
                 write!(f, "body is larger than the limit of {limit} bytes")
             }
+            Self::BodyTimeout { timeout } => write!(
+                f,
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
             Self::BodyReadFailed(_) => f.write_str("failed to read the request body"),
             Self::InvalidEnvelope(err) => write!(f, "{err}"),
             Self::EventTypeMismatch { header, body } => write!(

@@ -358,6 +358,60 @@ async fn default_limit_is_4_mib() {
     assert_rejected(response, &seen, StatusCode::PAYLOAD_TOO_LARGE, "4194304").await;
 }
 
+/// A signed delivery whose body arrives as `chunks`, `gap` apart (the first one after `gap` too).
+fn trickled(body: &Bytes, chunks: usize, gap: Duration) -> Request<Body> {
+    let size = body.len().div_ceil(chunks);
+    let parts: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
+    let stream = stream::iter(parts).then(move |chunk| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, Infallible>(http_body::Frame::data(chunk))
+    });
+    Request::post("/")
+        .header("x-webhook-signature", sign(SECRET, body))
+        .header("x-webhook-event", "message.inbound")
+        .body(Body::new(StreamBody::new(stream)))
+        .expect("request")
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_trickled_past_the_body_timeout_is_408() {
+    assert_eq!(
+        vobiz_webhooks::DEFAULT_BODY_TIMEOUT,
+        Duration::from_secs(30)
+    );
+    // Four pieces 10 s apart: the default 30 s runs out before the fourth.
+    let started = tokio::time::Instant::now();
+    let (response, seen) = run(layer(), trickled(&inbound(), 4, Duration::from_secs(10))).await;
+    let rejection = assert_rejected(
+        response,
+        &seen,
+        StatusCode::REQUEST_TIMEOUT,
+        "did not arrive within 30000 ms",
+    )
+    .await;
+    assert!(
+        matches!(rejection, Rejection::BodyTimeout { timeout } if timeout == Duration::from_secs(30))
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(30),
+        "answered at the timeout"
+    );
+
+    let short = layer().body_timeout(Duration::from_millis(250));
+    let (response, seen) = run(short, trickled(&inbound(), 3, Duration::from_millis(100))).await;
+    assert_rejected(response, &seen, StatusCode::REQUEST_TIMEOUT, "250 ms").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_arriving_in_pieces_within_the_timeout_is_handled() {
+    let body = inbound();
+    let (response, seen) = run(layer(), trickled(&body, 4, Duration::from_secs(7))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.calls(), 1);
+    assert_eq!(seen.body.lock().expect("lock").as_ref(), Some(&body));
+}
+
 #[tokio::test]
 async fn unreadable_body_is_400() {
     let failing = stream::iter(vec![
