@@ -381,7 +381,7 @@ where
     }
 }
 
-/// Steps 1: signature header present and well formed; declared length within the limit.
+/// Step 1: signature header present and well formed; declared length within the limit.
 fn check_headers(headers: &HeaderMap, limit: usize) -> Result<[u8; TAG_LEN], Rejection> {
     // One pass over the few headers of a delivery: cheaper than hashing each custom name.
     let mut signature = None;
