@@ -126,12 +126,21 @@ struct Config {
     redis_url: Option<String>,
 }
 
-fn app<D: DedupStore>(layer: VobizWebhookLayer<D>) -> Router {
-    Router::new().route("/webhooks/vobiz", post(handle).layer(layer))
+/// Resolves once the store work the layer left running behind responses (a networked store's
+/// acknowledgements) is done.
+type Settled = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn app<D: DedupStore>(layer: VobizWebhookLayer<D>) -> (Router, Settled) {
+    let settled = Box::pin(layer.settled());
+    let router = Router::new().route("/webhooks/vobiz", post(handle).layer(layer));
+    (router, settled)
 }
 
 /// The router with the configured dedup store: Redis when asked for, in process otherwise.
-async fn build_app(layer: VobizWebhookLayer, redis_url: Option<String>) -> Result<Router, String> {
+async fn build_app(
+    layer: VobizWebhookLayer,
+    redis_url: Option<String>,
+) -> Result<(Router, Settled), String> {
     let Some(url) = redis_url else {
         tracing::info!("deduplicating in process (MemoryStore)");
         return Ok(app(layer));
@@ -196,8 +205,8 @@ async fn main() -> ExitCode {
     };
 
     let layer = VobizWebhookLayer::from_verifier(config.verifier);
-    let app = match build_app(layer, config.redis_url).await {
-        Ok(app) => app,
+    let (app, settled) = match build_app(layer, config.redis_url).await {
+        Ok(built) => built,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::FAILURE;
@@ -213,6 +222,10 @@ async fn main() -> ExitCode {
     };
     tracing::info!(addr = %config.addr, "listening on POST /webhooks/vobiz");
     serve(listener, app).await;
+    // The last completions a networked store acknowledges after the 200: let them land.
+    if tokio::time::timeout(SHUTDOWN_GRACE, settled).await.is_err() {
+        tracing::warn!("dedup store work still running after the grace period; exiting anyway");
+    }
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }

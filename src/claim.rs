@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -25,22 +26,95 @@ pub(crate) trait SettleStore: Send + Sync {
         ttl: Duration,
     ) -> BoxFuture<Result<bool, StoreError>>;
     fn release(&self, key: EventKey, token: ClaimToken) -> BoxFuture<Result<bool, StoreError>>;
+    /// Where store work that outlives its request runs.
+    fn background(&self) -> &Background;
 }
 
-impl<D: DedupStore> SettleStore for Arc<D> {
+/// The store of one layer (and its clones) with the tracker of its background work.
+pub(crate) struct Settler<D> {
+    pub(crate) store: Arc<D>,
+    pub(crate) background: Background,
+}
+
+impl<D: DedupStore> SettleStore for Settler<D> {
     fn complete(
         &self,
         key: EventKey,
         token: ClaimToken,
         ttl: Duration,
     ) -> BoxFuture<Result<bool, StoreError>> {
-        let store = Arc::clone(self);
+        let store = Arc::clone(&self.store);
         Box::pin(async move { DedupStore::complete(&*store, &key, &token, ttl).await })
     }
 
     fn release(&self, key: EventKey, token: ClaimToken) -> BoxFuture<Result<bool, StoreError>> {
-        let store = Arc::clone(self);
+        let store = Arc::clone(&self.store);
         Box::pin(async move { DedupStore::release(&*store, &key, &token).await })
+    }
+
+    fn background(&self) -> &Background {
+        &self.background
+    }
+}
+
+/// Store work moved off the response path (settlements behind the response, releases of dropped
+/// or late claims), counted so a shutting-down app can wait for it.
+#[derive(Clone, Default)]
+pub(crate) struct Background(Arc<BackgroundInner>);
+
+#[derive(Default)]
+struct BackgroundInner {
+    running: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one task from its spawn to its end, or to its drop by a runtime that shuts down.
+struct Running(Background);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let inner = &(self.0).0;
+        if inner.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Background {
+    /// Runs `work` in a task of the current Tokio runtime; without one, hands it back.
+    pub(crate) fn spawn<F>(&self, work: F) -> Result<(), F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(work);
+        };
+        self.0.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(self.clone());
+        drop(runtime.spawn(async move {
+            let _running = running;
+            work.await;
+        }));
+        Ok(())
+    }
+
+    /// Store work running now.
+    pub(crate) fn running(&self) -> usize {
+        self.0.running.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no background work is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.0.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a task ending in between still wakes us.
+            notified.as_mut().enable();
+            if self.running() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -159,6 +233,11 @@ impl OwnedClaim {
         self.settle().await
     }
 
+    /// Where settlements of this claim that outlive their request run.
+    pub(crate) fn background(&self) -> &Background {
+        self.store.background()
+    }
+
     /// Key and token, without settling: the caller settles through a store of its own.
     pub fn into_parts(mut self) -> (EventKey, ClaimToken, Duration) {
         self.armed = false;
@@ -248,17 +327,15 @@ impl Drop for OwnedClaim {
         let key = self.key;
         let complete = self.complete_on_drop.then_some(self.ttl);
         let timeout = self.timeout;
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let outcome = settle(&*store, key, token, complete, timeout).await;
-                    log_settlement(&key, complete.is_some(), &outcome);
-                });
-            }
-            Err(_) => tracing::warn!(
+        let settling = async move {
+            let outcome = settle(&*store, key, token, complete, timeout).await;
+            log_settlement(&key, complete.is_some(), &outcome);
+        };
+        if self.store.background().spawn(settling).is_err() {
+            tracing::warn!(
                 %key,
                 "no Tokio runtime to settle the claim; it expires with its lease"
-            ),
+            );
         }
     }
 }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::claim::{ClaimHandle, OwnedClaim, SettleStore};
+use crate::claim::{Background, ClaimHandle, OwnedClaim, SettleStore, Settler};
 use crate::dedup::{Claim, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 use crate::envelope::{self, Envelope};
 use crate::headers::{X_VOBIZ_DUPLICATE, X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
@@ -103,7 +103,10 @@ impl<D: DedupStore> Dedup<D> {
     fn new(store: D) -> Self {
         let store = Arc::new(store);
         Self {
-            settler: Arc::new(Arc::clone(&store)),
+            settler: Arc::new(Settler {
+                store: Arc::clone(&store),
+                background: Background::default(),
+            }),
             store,
         }
     }
@@ -255,6 +258,32 @@ impl<D> VobizWebhookLayer<D> {
     pub fn retry_after(mut self, delay: Duration) -> Self {
         self.config_mut().retry_after = delay;
         self
+    }
+
+    /// Resolves once the store work this layer (and its clones) left running behind responses
+    /// has finished: completions a networked store acknowledges after the 200, releases of claims
+    /// whose request was dropped, claims that landed after their timeout.
+    ///
+    /// Await it after the server has shut down gracefully and before the runtime ends, so that
+    /// the last deliveries are recorded as done in the store (for how long: your shutdown
+    /// grace; each piece of work is bounded by the store timeout). With an in-process store
+    /// there is nothing to wait for.
+    ///
+    /// ```no_run
+    /// # async fn run(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use axum::{routing::post, Router};
+    /// use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
+    ///
+    /// let layer = VobizWebhookLayer::new("your-shared-secret")?;
+    /// let app = Router::new().route("/webhooks/vobiz", post(|_: VobizEvent| async {}).layer(layer.clone()));
+    /// axum::serve(listener, app).with_graceful_shutdown(async { /* Ctrl-C */ }).await?;
+    /// let _ = tokio::time::timeout(Duration::from_secs(5), layer.settled()).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn settled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let background = self.dedup.settler.background().clone();
+        async move { background.idle().await }
     }
 
     /// When the store fails or times out, run the handler anyway instead of answering 503.
@@ -435,7 +464,7 @@ where
     // deadline below falls before the store lets anyone else claim the id.
     let lease_deadline = tokio::time::Instant::now().checked_add(config.lease);
     let key = EventKey::from_event_id(verified.event_id());
-    let claim = claim_within(&dedup.store, key, &config).await;
+    let claim = claim_within(&dedup, key, &config).await;
     let handle = match claim {
         Ok(Claim::Fresh(token)) => Some(ClaimHandle::new(OwnedClaim::new(
             dedup.settler,
@@ -521,13 +550,13 @@ where
 /// alive in a background task, for at most one lease, and a late `Fresh` claim is released at
 /// once, so the sender's retry is not answered 409 until the orphaned lease expires.
 async fn claim_within<D: DedupStore>(
-    store: &Arc<D>,
+    dedup: &Dedup<D>,
     key: EventKey,
     config: &Config,
 ) -> Result<Claim, StoreError> {
     let lease = config.lease;
     let claiming = {
-        let store = Arc::clone(store);
+        let store = Arc::clone(&dedup.store);
         async move { store.claim(&key, lease).await }
     };
     let mut claiming = Box::pin(claiming);
@@ -539,16 +568,14 @@ async fn claim_within<D: DedupStore>(
     match Box::pin(tokio::time::timeout(config.store_timeout, &mut claiming)).await {
         Ok(claim) => claim,
         Err(_) => {
-            let store = Arc::clone(store);
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Ok(Ok(Claim::Fresh(token))) = tokio::time::timeout(lease, claiming).await
-                    {
-                        tracing::debug!(%key, "releasing a claim that landed after its timeout");
-                        let _ = DedupStore::release(&*store, &key, &token).await;
-                    }
-                });
-            }
+            let store = Arc::clone(&dedup.store);
+            // Without a runtime there is no timer either, so this point is never reached then.
+            let _ = dedup.settler.background().spawn(async move {
+                if let Ok(Ok(Claim::Fresh(token))) = tokio::time::timeout(lease, claiming).await {
+                    tracing::debug!(%key, "releasing a claim that landed after its timeout");
+                    let _ = DedupStore::release(&*store, &key, &token).await;
+                }
+            });
             Err(StoreError::from_kind(StoreErrorKind::Timeout))
         }
     }
@@ -561,6 +588,7 @@ async fn claim_within<D: DedupStore>(
 /// a round trip for its acknowledgement; a retry on the same connection is queued after it.
 /// Dropped or not, the settlement runs to its end (or its timeout) and failures are logged.
 async fn settle_behind_response(claim: OwnedClaim, success: bool) {
+    let background = claim.background().clone();
     let mut settling: Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>> = if success {
         Box::pin(claim.complete())
     } else {
@@ -570,9 +598,11 @@ async fn settle_behind_response(claim: OwnedClaim, success: bool) {
     if first.is_ready() {
         return;
     }
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(settling)),
-        Err(_) => drop(settling.await),
+    let rest = async move {
+        let _ = settling.await;
+    };
+    if let Err(rest) = background.spawn(rest) {
+        rest.await;
     }
 }
 

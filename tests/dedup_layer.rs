@@ -483,3 +483,115 @@ async fn an_inner_service_can_take_the_claim_over_and_settle_it_later() {
         "handed over again on the redelivery"
     );
 }
+
+/// `MemoryStore` whose completions and releases take `delay` (a networked store, say).
+#[derive(Clone)]
+struct SlowSettling {
+    inner: MemoryStore,
+    delay: Duration,
+}
+
+impl DedupStore for SlowSettling {
+    fn claim(
+        &self,
+        key: &EventKey,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        self.inner.claim(key, lease)
+    }
+
+    fn complete(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let (inner, key, token, delay) = (self.inner.clone(), *key, token.clone(), self.delay);
+        async move {
+            tokio::time::sleep(delay).await;
+            inner.complete(&key, &token, ttl).await
+        }
+    }
+
+    fn release(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let (inner, key, token, delay) = (self.inner.clone(), *key, token.clone(), self.delay);
+        async move {
+            tokio::time::sleep(delay).await;
+            inner.release(&key, &token).await
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_completion_lands_behind_the_response_and_settled_waits_for_it() {
+    let store = SlowSettling {
+        inner: MemoryStore::new(),
+        delay: Duration::from_millis(300),
+    };
+    let layer = layer().store(store.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let app = app(layer.clone(), runs.clone(), |_| StatusCode::OK);
+
+    let started = tokio::time::Instant::now();
+    let response = send(&app, delivery("evt-slow-complete")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "the 200 does not wait for the store"
+    );
+    let key = EventKey::from_event_id("evt-slow-complete");
+    assert!(
+        matches!(
+            store.inner.claim(&key, Duration::from_secs(1)).await,
+            Ok(Claim::InFlight)
+        ),
+        "not done yet: the completion is still on its way"
+    );
+
+    layer.settled().await;
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    assert!(matches!(
+        store.inner.claim(&key, Duration::from_secs(1)).await,
+        Ok(Claim::Done)
+    ));
+    let again = send(&app, delivery("evt-slow-complete")).await;
+    assert_eq!(again.headers()["x-vobiz-duplicate"], "completed");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn settled_waits_for_the_release_of_a_dropped_request() {
+    let store = SlowSettling {
+        inner: MemoryStore::new(),
+        delay: Duration::from_millis(200),
+    };
+    let layer = layer().store(store.clone());
+    let app = Router::new().route(
+        "/webhooks/vobiz",
+        post(std::future::pending::<StatusCode>).layer(layer.clone()),
+    );
+    // The client goes away while the handler runs: the response future is dropped.
+    let call = app.clone().oneshot(delivery("evt-dropped"));
+    assert!(tokio::time::timeout(Duration::from_millis(50), call)
+        .await
+        .is_err());
+
+    layer.settled().await;
+    let key = EventKey::from_event_id("evt-dropped");
+    assert!(
+        matches!(
+            store.inner.claim(&key, Duration::from_secs(1)).await,
+            Ok(Claim::Fresh(_))
+        ),
+        "released: the retry runs the handler"
+    );
+    // Nothing left running: settled() answers at once.
+    let before = tokio::time::Instant::now();
+    layer.settled().await;
+    assert_eq!(before.elapsed(), Duration::ZERO);
+}
