@@ -4,6 +4,7 @@
 
 #![cfg(feature = "redis")]
 
+mod common;
 mod queue_support;
 
 use std::collections::HashSet;
@@ -82,12 +83,16 @@ impl Setup {
     }
 
     async fn handled(&self) -> HashSet<String> {
+        self.try_handled().await.expect("smembers")
+    }
+
+    /// `handled`, or Redis' error (while it restarts).
+    async fn try_handled(&self) -> Result<HashSet<String>, redis::RedisError> {
         let mut redis = self.redis.clone();
         redis::cmd("SMEMBERS")
             .arg(format!("{}handled", self.prefix))
             .query_async(&mut redis)
             .await
-            .expect("smembers")
     }
 
     async fn counter(&self, name: &str) -> u64 {
@@ -388,4 +393,75 @@ async fn a_sigkilled_worker_s_event_is_reclaimed_and_nothing_is_lost() {
 #[ignore = "long: 10,000 events"]
 async fn ten_thousand_events_one_percent_poisoned_a_worker_sigkilled() {
     kill_scenario("kill-long", 10_000, 100, Duration::from_millis(2), 3_000).await;
+}
+
+/// Redis restarts empty (no persistence) under running workers: deliveries meanwhile are refused
+/// (503, so Vobiz retries), and once Redis is back the retries are queued, consumed and handled
+/// once each, although the stream and its consumer group went with the old Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_the_queue_loses_nothing() {
+    use common::redis_server::{free_port, Server, REDIS_SERVER};
+
+    if !std::path::Path::new(REDIS_SERVER).exists() {
+        common::skip_or_fail(
+            REDIS_SERVER,
+            &"not installed (apt-get install redis-server)",
+        );
+        return;
+    }
+    let port = free_port();
+    let redis = Server::start(port);
+    let setup = connect(
+        format!("redis://127.0.0.1:{port}"),
+        unique_prefix("restart"),
+    )
+    .await;
+    let workers = setup.workers("restart", Duration::ZERO, 2).await;
+
+    for n in 0..10 {
+        let response = setup.send(&format!("evt-before-{n}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), async || setup
+            .handled()
+            .await
+            .len()
+            == 10)
+        .await
+    );
+
+    redis.stop();
+    let during: Vec<String> = (0..10).map(|n| format!("evt-during-{n}")).collect();
+    for id in &during {
+        let response = setup.send(id).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{id}");
+    }
+
+    let _redis = Server::start(port);
+    for id in &during {
+        let mut status = setup.send(id).await.status();
+        for _ in 0..100 {
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = setup.send(id).await.status();
+        }
+        assert_eq!(status, StatusCode::OK, "{id}: queued once Redis is back");
+    }
+    let expected: HashSet<String> = during.iter().cloned().collect();
+    let handled_all = async || {
+        let handled = setup.try_handled().await;
+        handled.is_ok_and(|handled| handled == expected)
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), handled_all).await,
+        "every retried event handled: {:?}",
+        setup.try_handled().await
+    );
+    assert_eq!(setup.counter("runs").await, 10, "each once");
+    assert!(setup.queue.is_empty().await.expect("xlen"));
+    let report = workers.shutdown(Duration::from_secs(3)).await;
+    assert!(report.finished());
 }

@@ -613,19 +613,9 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
         H::Future: Send + 'static,
     {
         let mut connection = self.queue.connection.clone();
-        let created: Result<(), RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.queue.keys.stream)
-            .arg(&self.queue.keys.group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut connection)
-            .await;
-        if let Err(error) = created {
-            if error.code() != Some("BUSYGROUP") {
-                return Err(store_error(error));
-            }
-        }
+        create_group(&mut connection, &self.queue.keys)
+            .await
+            .map_err(store_error)?;
         let lease = self.lease.unwrap_or_else(|| {
             self.handler_timeout
                 .saturating_mul(self.max_attempts)
@@ -820,6 +810,23 @@ impl Entry {
     }
 }
 
+/// Creates the consumer group, and the stream if missing, reading from its first entry; a group
+/// that exists already is fine.
+async fn create_group(connection: &mut ConnectionManager, keys: &Keys) -> Result<(), RedisError> {
+    let created: Result<(), RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys.stream)
+        .arg(&keys.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(connection)
+        .await;
+    match created {
+        Err(error) if error.code() != Some("BUSYGROUP") => Err(error),
+        _ => Ok(()),
+    }
+}
+
 impl<D: DedupStore> Worker<D> {
     async fn run<H>(mut self, handler: H)
     where
@@ -847,6 +854,20 @@ impl<D: DedupStore> Worker<D> {
             match next {
                 Ok(Some(entry)) => self.process(handler.clone(), entry).await,
                 Ok(None) => {}
+                Err(error) if error.code() == Some("NOGROUP") => {
+                    // Redis lost the group (restarted without persistence, or the keys were
+                    // deleted): entries queued since would wait for ever. Make it again, from
+                    // the start of the stream, and read on.
+                    tracing::warn!(consumer = %self.consumer, "Redis queue consumer group missing; creating it again");
+                    if let Err(error) = create_group(&mut self.connection, &self.shared.keys).await
+                    {
+                        tracing::warn!(consumer = %self.consumer, %error, "cannot create the consumer group; retrying");
+                        tokio::select! {
+                            _ = stop.changed() => {}
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(consumer = %self.consumer, %error, "Redis queue read failed; retrying");
                     tokio::select! {
