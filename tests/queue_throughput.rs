@@ -136,3 +136,84 @@ async fn throughput_trivial_handler() {
 async fn throughput_handler_with_5ms_of_io() {
     compare(Duration::from_millis(5)).await;
 }
+
+/// The same comparison with everything in Redis: `RedisStore` dedup for both, `RedisQueue`
+/// (`XADD` before the 200) and in-process `RedisWorkers` for the queue.
+#[cfg(feature = "redis")]
+async fn compare_redis(work: Duration) {
+    use queue_support::{delete_prefix, redis_url, unique_prefix};
+    use vobiz_webhooks::queue::RedisQueue;
+    use vobiz_webhooks::RedisStore;
+
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    let prefix = unique_prefix("throughput");
+    let store = RedisStore::new(&url)
+        .await
+        .expect("store")
+        .prefix(format!("{prefix}dedup:"));
+    let layer = || {
+        VobizWebhookLayer::new(SECRET)
+            .expect("secret")
+            .store(store.clone())
+    };
+
+    let handled = Arc::new(AtomicU64::new(0));
+    let sync_app = Router::new().route(
+        "/webhooks/vobiz",
+        post(handler(Arc::clone(&handled), work)).layer(layer()),
+    );
+    let sync = blast(sync_app, "redis-sync").await;
+
+    let handled = Arc::new(AtomicU64::new(0));
+    let queue = RedisQueue::new(&url)
+        .await
+        .expect("queue")
+        .prefix(format!("{prefix}queue:"))
+        .max_len(EVENTS as u64);
+    let workers = queue
+        .workers(store.clone())
+        .workers(64)
+        .start(handler(Arc::clone(&handled), work).with_state(()))
+        .await
+        .expect("workers");
+    let queue_app = Router::new().route(
+        "/webhooks/vobiz",
+        post_service(queue.service()).layer(layer().lease(Duration::from_secs(600))),
+    );
+    let started = Instant::now();
+    let acked = blast(queue_app, "redis-queue").await;
+    assert!(
+        eventually(Duration::from_secs(600), || handled.load(Ordering::Relaxed)
+            == EVENTS as u64)
+        .await
+    );
+    let drained = started.elapsed();
+    workers.shutdown(Duration::from_secs(5)).await;
+    delete_prefix(&url, &prefix).await;
+
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    eprintln!(
+        "handler work {work:?}, {EVENTS} deliveries, {CONCURRENCY} in flight, Redis on loopback:\n  \
+         sync mode (RedisStore):  all answered (and handled) in {sync:.2?} = {:.0} deliveries/s\n  \
+         queue (RedisQueue):      all answered in {acked:.2?} = {:.0}/s; all handled in {drained:.2?} = {:.0}/s",
+        rate(sync),
+        rate(acked),
+        rate(drained),
+    );
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn throughput_redis_trivial_handler() {
+    compare_redis(Duration::ZERO).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn throughput_redis_handler_with_5ms_of_io() {
+    compare_redis(Duration::from_millis(5)).await;
+}
