@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::fresh_key;
-use common::redis_server::{free_port, Server, REDIS_SERVER};
+use common::redis_server::Server;
 use vobiz_webhooks::{Claim, DedupStore, RedisStore, StoreError};
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -29,16 +28,10 @@ async fn claim(store: &RedisStore) -> Result<Claim, StoreError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_while_redis_is_down_then_recovers() {
-    if !Path::new(REDIS_SERVER).exists() {
-        common::skip_or_fail(
-            REDIS_SERVER,
-            &"not installed (apt-get install redis-server)",
-        );
+    let Some((server, port)) = common::redis_server::private() else {
         return;
-    }
-    let port = free_port();
+    };
     let url = format!("redis://127.0.0.1:{port}");
-    let server = Server::start(port);
     let store = match bounded(RedisStore::new(&url)).await {
         Ok(store) => store.prefix(common::unique_prefix()),
         Err(error) => panic!("cannot connect to our redis-server: {error}"),

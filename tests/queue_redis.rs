@@ -400,17 +400,11 @@ async fn ten_thousand_events_one_percent_poisoned_a_worker_sigkilled() {
 /// once each, although the stream and its consumer group went with the old Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_the_queue_loses_nothing() {
-    use common::redis_server::{free_port, Server, REDIS_SERVER};
+    use common::redis_server::Server;
 
-    if !std::path::Path::new(REDIS_SERVER).exists() {
-        common::skip_or_fail(
-            REDIS_SERVER,
-            &"not installed (apt-get install redis-server)",
-        );
+    let Some((redis, port)) = common::redis_server::private() else {
         return;
-    }
-    let port = free_port();
-    let redis = Server::start(port);
+    };
     let setup = connect(
         format!("redis://127.0.0.1:{port}"),
         unique_prefix("restart"),

@@ -168,17 +168,11 @@ async fn two_replicas_sharing_one_redis_run_the_handler_once() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_answers_503_and_loses_nothing() {
-    use common::redis_server::{free_port, Server, REDIS_SERVER};
+    use common::redis_server::Server;
 
-    if !std::path::Path::new(REDIS_SERVER).exists() {
-        common::skip_or_fail(
-            REDIS_SERVER,
-            &"not installed (apt-get install redis-server)",
-        );
+    let Some((redis, port)) = common::redis_server::private() else {
         return;
-    }
-    let port = free_port();
-    let redis = Server::start(port);
+    };
     let store = vobiz_webhooks::RedisStore::new(&format!("redis://127.0.0.1:{port}"))
         .await
         .expect("our redis-server");

@@ -131,6 +131,20 @@ pub mod redis_server {
         }
     }
 
+    /// A `redis-server` of the test's own on a free loopback port, and its port; `None` (a loud
+    /// skip, a failure under `CI=true`) when `redis-server` is not installed.
+    pub fn private() -> Option<(Server, u16)> {
+        if !std::path::Path::new(REDIS_SERVER).exists() {
+            super::skip_or_fail(
+                REDIS_SERVER,
+                &"not installed (apt-get install redis-server)",
+            );
+            return None;
+        }
+        let port = free_port();
+        Some((Server::start(port), port))
+    }
+
     pub fn free_port() -> u16 {
         match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
             Ok(address) => address.port(),
