@@ -5,10 +5,13 @@
 #   bash bench/run.sh                      # 5 interleaved repetitions, 10 s each, all servers
 #   REPS=7 DURATION=15 bash bench/run.sh
 #   SERVERS="bare crate" REPS=1 WAIT_QUIET=0 bash bench/run.sh   # a quick look
+#   PROFILE=1 bash bench/run.sh            # instead: where each server's CPU goes (perf)
 #
 # Environment (defaults): REPS=5 DURATION=10 WARMUP=3 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
 #   SERVERS="bare naive crate crate-redis express flask layer"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
 #   checked every 30 s, at most 40 min)  VOBIZ_REDIS_URL=redis://127.0.0.1:6379
+#   PROFILE=1: run each server once under `perf record -e cpu-clock` (same load, DURATION s) and
+#   write profile.md: its CPU per request split by crate (default SERVERS "bare naive layer crate")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,7 +23,12 @@ WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 GEN_CPU=${GEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
-SERVERS=${SERVERS:-"bare naive crate crate-redis express flask layer"}
+PROFILE=${PROFILE:-0}
+if [ "$PROFILE" = 1 ]; then
+  SERVERS=${SERVERS:-"bare naive layer crate"}
+else
+  SERVERS=${SERVERS:-"bare naive crate crate-redis express flask layer"}
+fi
 WAIT_QUIET=${WAIT_QUIET:-1}
 QUIET_LOAD=${QUIET_LOAD:-0.6}
 QUIET_MAX_SECS=${QUIET_MAX_SECS:-2400}
@@ -179,9 +187,39 @@ run_one() {
   echo "${line%\}},\"rep\":$rep,\"load_before\":$load0,\"load_after\":$load1}" | tee -a "$RESULTS" >&2
 }
 
+# One run of $1 under perf: the generator's JSON line, the samples in $OUT/$1.perf.
+profile_one() {
+  local name=$1 port pids line
+  port=$(port_of "$name")
+  start_server "$name" 1
+  pids=$(server_pids)
+  perf record -q -e cpu-clock -F 2999 -p "${pids// /,}" -o "$OUT/$name.perf" \
+    -- sleep $((WARMUP + DURATION)) >/dev/null 2>&1 &
+  local perf_pid=$!
+  line=$(taskset -c "$GEN_CPU" "$BENCH/servers/target/release/loadgen" \
+    --addr "127.0.0.1:$port" --secret "$SECRET" --connections "$CONNECTIONS" \
+    --warmup "$WARMUP" --duration "$DURATION" --pids "$pids" --label "$name" --clk-tck "$CLK_TCK")
+  wait "$perf_pid" || true
+  stop_server
+  echo "$line" | tee -a "$OUT/profile.jsonl" >&2
+  perf report -i "$OUT/$name.perf" --no-children --sort dso,sym -g none --stdio 2>/dev/null |
+    grep '%' >"$OUT/$name.flat" || true
+}
+
 # ---------------------------------------------------------------------------------------------
 setup
 wait_quiet
+if [ "$PROFILE" = 1 ]; then
+  if ! command -v perf >/dev/null; then
+    log "installing perf (linux-perf)"
+    apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null
+  fi
+  read -r -a LIST <<<"$SERVERS"
+  for name in "${LIST[@]}"; do profile_one "$name"; done
+  "$BENCH/.venv/bin/python" "$BENCH/profile.py" "$OUT" "${LIST[@]}" | tee "$OUT/profile.md"
+  log "profile in $OUT/profile.md"
+  exit 0
+fi
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "nproc: $(nproc)"
