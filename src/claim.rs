@@ -233,9 +233,22 @@ impl OwnedClaim {
         self.settle().await
     }
 
-    /// Where settlements of this claim that outlive their request run.
-    pub(crate) fn background(&self) -> &Background {
-        self.store.background()
+    /// The layer's settlement of this claim: done when `complete`, released otherwise.
+    pub(crate) fn into_settlement(mut self, complete: bool) -> Settlement {
+        // Settled through the returned value from here on, not by this claim's drop.
+        self.armed = false;
+        let operation = if complete {
+            self.store.complete(self.key, self.token.clone(), self.ttl)
+        } else {
+            self.store.release(self.key, self.token.clone())
+        };
+        Settlement {
+            operation,
+            key: self.key,
+            complete,
+            timeout: self.timeout,
+            store: Arc::clone(&self.store),
+        }
     }
 
     /// Key and token, without settling: the caller settles through a store of its own.
@@ -293,6 +306,50 @@ pub(crate) async fn with_timeout<T>(
     match Box::pin(tokio::time::timeout(timeout, operation)).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
+    }
+}
+
+/// A claim's completion or release, already asked of the store (see
+/// [`OwnedClaim::into_settlement`]).
+pub(crate) struct Settlement {
+    operation: BoxFuture<Result<bool, StoreError>>,
+    key: EventKey,
+    complete: bool,
+    timeout: Duration,
+    store: Arc<dyn SettleStore>,
+}
+
+impl Settlement {
+    /// Polls the store call once: an in-process store is done then. A networked store has had
+    /// the command sent, and its answer (bounded by the store timeout) is awaited in a
+    /// background task, so the response does not wait for it. Outcomes are logged.
+    pub(crate) async fn finish_behind_response(mut self) {
+        let first = std::future::poll_fn(|cx| Poll::Ready(self.operation.as_mut().poll(cx))).await;
+        if let Poll::Ready(outcome) = first {
+            log_settlement(&self.key, self.complete, &outcome);
+            return;
+        }
+        let Settlement {
+            operation,
+            key,
+            complete,
+            timeout,
+            store,
+        } = self;
+        if tokio::runtime::Handle::try_current().is_err() {
+            // No runtime, so no task and no timer either: wait here.
+            let outcome = operation.await;
+            log_settlement(&key, complete, &outcome);
+            return;
+        }
+        let rest = async move {
+            let outcome = match tokio::time::timeout(timeout, operation).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
+            };
+            log_settlement(&key, complete, &outcome);
+        };
+        let _ = store.background().spawn(rest);
     }
 }
 

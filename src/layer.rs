@@ -540,7 +540,13 @@ where
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler. Failures are logged where they happen.
     if let Some(claim) = handle.and_then(|handle| handle.take()) {
-        settle_behind_response(claim, response.status().is_success()).await;
+        // Inline when the store answers at once (an in-process store, so a retry that follows
+        // the response always finds the event done); a networked store's acknowledgement is
+        // awaited behind the response, and a retry on the same connection is queued after it.
+        claim
+            .into_settlement(response.status().is_success())
+            .finish_behind_response()
+            .await;
     }
     Ok(response.map(Body::new))
 }
@@ -578,31 +584,6 @@ async fn claim_within<D: DedupStore>(
             });
             Err(StoreError::from_kind(StoreErrorKind::Timeout))
         }
-    }
-}
-
-/// Settles the claim: inline when the store answers at once (an in-process store, so a retry
-/// that follows the response always finds the event done), otherwise behind the response.
-///
-/// A networked store has had the command sent by the first poll, so the response does not wait
-/// a round trip for its acknowledgement; a retry on the same connection is queued after it.
-/// Dropped or not, the settlement runs to its end (or its timeout) and failures are logged.
-async fn settle_behind_response(claim: OwnedClaim, success: bool) {
-    let background = claim.background().clone();
-    let mut settling: Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>> = if success {
-        Box::pin(claim.complete())
-    } else {
-        Box::pin(claim.release())
-    };
-    let first = std::future::poll_fn(|cx| Poll::Ready(settling.as_mut().poll(cx))).await;
-    if first.is_ready() {
-        return;
-    }
-    let rest = async move {
-        let _ = settling.await;
-    };
-    if let Err(rest) = background.spawn(rest) {
-        rest.await;
     }
 }
 
