@@ -233,22 +233,31 @@ impl OwnedClaim {
         self.settle().await
     }
 
-    /// The layer's settlement of this claim: done when `complete`, released otherwise.
-    pub(crate) fn into_settlement(mut self, complete: bool) -> Settlement {
-        // Settled through the returned value from here on, not by this claim's drop.
+    /// The layer's settlement: done when `complete`, released otherwise. Polled once here: an
+    /// in-process store is done then. A networked store has had the command sent, and its answer
+    /// (bounded by the store timeout) is awaited in a background task, so the response does not
+    /// wait for it. Outcomes are logged.
+    pub(crate) async fn settle_behind_response(mut self, complete: bool) {
+        // Settled here from now on, not by this claim's drop.
         self.armed = false;
-        let operation = if complete {
-            self.store.complete(self.key, self.token.clone(), self.ttl)
-        } else {
-            self.store.release(self.key, self.token.clone())
-        };
-        Settlement {
-            operation,
-            key: self.key,
-            complete,
-            timeout: self.timeout,
-            store: Arc::clone(&self.store),
+        let ttl = complete.then_some(self.ttl);
+        let mut operation = ask(&*self.store, self.key, self.token.clone(), ttl);
+        if let Poll::Ready(outcome) = poll_once(operation.as_mut()).await {
+            log_settlement(&self.key, complete, &outcome);
+            return;
         }
+        let (key, timeout) = (self.key, self.timeout);
+        if tokio::runtime::Handle::try_current().is_err() {
+            // No runtime, so no task and no timer either: wait here.
+            let outcome = operation.await;
+            log_settlement(&key, complete, &outcome);
+            return;
+        }
+        let rest = async move {
+            let outcome = bounded(timeout, operation).await;
+            log_settlement(&key, complete, &outcome);
+        };
+        let _ = self.store.background().spawn(rest);
     }
 
     /// Key and token, without settling: the caller settles through a store of its own.
@@ -281,11 +290,28 @@ async fn settle(
     complete: Option<Duration>,
     timeout: Duration,
 ) -> Result<bool, StoreError> {
-    let operation = match complete {
+    with_timeout(timeout, ask(store, key, token, complete)).await
+}
+
+/// The store call that completes the claim (for `ttl`) or, without one, releases it.
+fn ask(
+    store: &dyn SettleStore,
+    key: EventKey,
+    token: ClaimToken,
+    complete: Option<Duration>,
+) -> BoxFuture<Result<bool, StoreError>> {
+    match complete {
         Some(ttl) => store.complete(key, token, ttl),
         None => store.release(key, token),
-    };
-    with_timeout(timeout, operation).await
+    }
+}
+
+/// Polls `future` once without waiting; `Pending` leaves it to be polled again.
+///
+/// The layer's fast paths: what answers on this poll (an in-process store, a body already
+/// received, a synchronous handler) needs no clock read and no timer.
+pub(crate) async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
 }
 
 /// A store call bounded by the configured timeout; running out is a store error.
@@ -297,59 +323,23 @@ pub(crate) async fn with_timeout<T>(
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let mut operation = std::pin::pin!(operation);
-    let first = std::future::poll_fn(|cx| Poll::Ready(operation.as_mut().poll(cx))).await;
-    if let Poll::Ready(result) = first {
+    if let Poll::Ready(result) = poll_once(operation.as_mut()).await {
         return result;
     }
-    // Boxed: the timer is only made for a store call that waits, and kept out of the
-    // (heap-allocated) state of every request that does not.
+    bounded(timeout, operation).await
+}
+
+/// A store call that is still waiting, bounded by `timeout`; running out is a store error.
+///
+/// Boxed: the timer is only made for a store call that waits, and kept out of the
+/// (heap-allocated) state of every request that does not.
+async fn bounded<T>(
+    timeout: Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     match Box::pin(tokio::time::timeout(timeout, operation)).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
-    }
-}
-
-/// A claim's completion or release, already asked of the store (see
-/// [`OwnedClaim::into_settlement`]).
-pub(crate) struct Settlement {
-    operation: BoxFuture<Result<bool, StoreError>>,
-    key: EventKey,
-    complete: bool,
-    timeout: Duration,
-    store: Arc<dyn SettleStore>,
-}
-
-impl Settlement {
-    /// Polls the store call once: an in-process store is done then. A networked store has had
-    /// the command sent, and its answer (bounded by the store timeout) is awaited in a
-    /// background task, so the response does not wait for it. Outcomes are logged.
-    pub(crate) async fn finish_behind_response(mut self) {
-        let first = std::future::poll_fn(|cx| Poll::Ready(self.operation.as_mut().poll(cx))).await;
-        if let Poll::Ready(outcome) = first {
-            log_settlement(&self.key, self.complete, &outcome);
-            return;
-        }
-        let Settlement {
-            operation,
-            key,
-            complete,
-            timeout,
-            store,
-        } = self;
-        if tokio::runtime::Handle::try_current().is_err() {
-            // No runtime, so no task and no timer either: wait here.
-            let outcome = operation.await;
-            log_settlement(&key, complete, &outcome);
-            return;
-        }
-        let rest = async move {
-            let outcome = match tokio::time::timeout(timeout, operation).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
-            };
-            log_settlement(&key, complete, &outcome);
-        };
-        let _ = store.background().spawn(rest);
     }
 }
 

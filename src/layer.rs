@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::claim::{Background, ClaimHandle, OwnedClaim, SettleStore, Settler};
+use crate::claim::{poll_once, Background, ClaimHandle, OwnedClaim, SettleStore, Settler};
 use crate::dedup::{Claim, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 use crate::envelope::{self, Envelope};
 use crate::headers::{X_VOBIZ_DUPLICATE, X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
@@ -507,7 +507,7 @@ where
     let mut call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
     // A handler that answers on its first poll needs no deadline, so no timer is made for it
     // (and what is kept across the awaits below holds no `S::Error`).
-    let ready = match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+    let ready = match poll_once(call.as_mut()).await {
         Poll::Ready(response) => Some(response?),
         Poll::Pending => None,
     };
@@ -544,8 +544,7 @@ where
         // the response always finds the event done); a networked store's acknowledgement is
         // awaited behind the response, and a retry on the same connection is queued after it.
         claim
-            .into_settlement(response.status().is_success())
-            .finish_behind_response()
+            .settle_behind_response(response.status().is_success())
             .await;
     }
     Ok(response.map(Body::new))
@@ -567,8 +566,7 @@ async fn claim_within<D: DedupStore>(
     };
     let mut claiming = Box::pin(claiming);
     // An in-process store answers on the first poll: then no clock is read, no timer made.
-    let first = std::future::poll_fn(|cx| Poll::Ready(claiming.as_mut().poll(cx))).await;
-    if let Poll::Ready(claim) = first {
+    if let Poll::Ready(claim) = poll_once(claiming.as_mut()).await {
         return claim;
     }
     match Box::pin(tokio::time::timeout(config.store_timeout, &mut claiming)).await {
@@ -643,8 +641,7 @@ where
     B::Error: Into<BoxError>,
 {
     let mut collecting = std::pin::pin!(Limited::new(body, limit).collect());
-    let first = std::future::poll_fn(|cx| Poll::Ready(collecting.as_mut().poll(cx))).await;
-    let collected = match first {
+    let collected = match poll_once(collecting.as_mut()).await {
         Poll::Ready(collected) => collected,
         // Boxed, like the other timers: only a body still on its way pays for one.
         Poll::Pending => match Box::pin(tokio::time::timeout(timeout, collecting)).await {
