@@ -5,7 +5,6 @@
 //! business-initiated call; `call.status_change` may carry either). Both are typed.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -13,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
 use super::de;
-use super::{Change, RawPayload};
+use super::{Change, ChangeValue, Changes, RawPayload};
 use crate::envelope::CallEventName;
 
 /// A `call.<event>` event.
@@ -43,9 +42,7 @@ use crate::envelope::CallEventName;
 #[non_exhaustive]
 pub struct CallEvent {
     name: CallEventName,
-    // Shared: the extractors hand out clones of the event a request parsed once.
-    changes: Arc<[Change<CallValue>]>,
-    raw: RawPayload,
+    changes: Changes<CallValue>,
 }
 
 impl Serialize for CallEvent {
@@ -53,7 +50,7 @@ impl Serialize for CallEvent {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("event_type", self.name.as_str())?;
-        map.serialize_entry("changes", &*self.changes)?;
+        map.serialize_entry("changes", self.changes.list())?;
         map.end()
     }
 }
@@ -66,8 +63,7 @@ impl CallEvent {
     ) -> Self {
         Self {
             name,
-            changes: changes.into(),
-            raw,
+            changes: Changes::new(changes, raw),
         }
     }
 
@@ -90,27 +86,31 @@ impl CallEvent {
 
     /// Every change of the payload, in order.
     pub fn changes(&self) -> &[Change<CallValue>] {
-        &self.changes
+        self.changes.list()
     }
 
     /// Every `calls[]` entry of every change.
     pub fn calls(&self) -> impl Iterator<Item = &WaCall> {
-        self.changes.iter().flat_map(|c| c.value.calls.iter())
+        self.changes.values().flat_map(|value| value.calls.iter())
     }
 
     /// Every `statuses[]` entry (business-initiated call states) of every change.
     pub fn statuses(&self) -> impl Iterator<Item = &CallStatus> {
-        self.changes.iter().flat_map(|c| c.value.statuses.iter())
+        self.changes
+            .values()
+            .flat_map(|value| value.statuses.iter())
     }
 
     /// Every `contacts[]` entry (the caller or callee) of every change.
     pub fn contacts(&self) -> impl Iterator<Item = &Contact> {
-        self.changes.iter().flat_map(|c| c.value.contacts.iter())
+        self.changes
+            .values()
+            .flat_map(|value| value.contacts.iter())
     }
 
     /// Value-level errors (`value.errors[]`) of every change.
     pub fn errors(&self) -> impl Iterator<Item = &ApiError> {
-        self.changes.iter().flat_map(|c| c.value.errors.iter())
+        self.changes.errors()
     }
 
     /// The first `calls[]` entry.
@@ -174,24 +174,18 @@ impl CallEvent {
 
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
-        self.changes.first()?.waba_id.as_deref()
+        self.changes.waba_id()
     }
 
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
-        self.changes
-            .first()?
-            .value
-            .metadata
-            .as_ref()?
-            .phone_number_id
-            .as_deref()
+        self.changes.phone_number_id()
     }
 
     /// The payload exactly as received (the only way to read events this crate does not
     /// type, such as a recording's details).
     pub fn raw_payload(&self) -> &RawValue {
-        self.raw.get()
+        self.changes.raw()
     }
 }
 
@@ -407,5 +401,15 @@ wire_enum! {
         UserInitiated = "USER_INITIATED",
         /// The business called the user.
         BusinessInitiated = "BUSINESS_INITIATED",
+    }
+}
+
+impl ChangeValue for CallValue {
+    fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    fn errors(&self) -> &[ApiError] {
+        &self.errors
     }
 }

@@ -1,7 +1,6 @@
 //! `message.inbound`: messages WhatsApp users send to the business (spec §3.1, §4).
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -10,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
 use super::de::{self as lenient, Key, Lenient, Seq, Str, Time};
-use super::{Change, RawPayload};
+use super::{Change, ChangeValue, Changes, RawPayload};
 
 /// A `message.inbound` event: every message of every change, with the senders' profiles.
 ///
@@ -40,15 +39,13 @@ use super::{Change, RawPayload};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct InboundEvent {
-    // Shared: the extractors hand out clones of the event a request parsed once.
-    changes: Arc<[Change<InboundValue>]>,
-    raw: RawPayload,
+    changes: Changes<InboundValue>,
 }
 
 impl Serialize for InboundEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("changes", &*self.changes)?;
+        map.serialize_entry("changes", self.changes.list())?;
         map.end()
     }
 }
@@ -56,29 +53,32 @@ impl Serialize for InboundEvent {
 impl InboundEvent {
     pub(super) fn new(changes: Vec<Change<InboundValue>>, raw: RawPayload) -> Self {
         Self {
-            changes: changes.into(),
-            raw,
+            changes: Changes::new(changes, raw),
         }
     }
 
     /// Every change of the payload, in order.
     pub fn changes(&self) -> &[Change<InboundValue>] {
-        &self.changes
+        self.changes.list()
     }
 
     /// Every message of every change, in order.
     pub fn messages(&self) -> impl Iterator<Item = &Message> {
-        self.changes.iter().flat_map(|c| c.value.messages.iter())
+        self.changes
+            .values()
+            .flat_map(|value| value.messages.iter())
     }
 
     /// Every sender profile (`value.contacts[]`) of every change.
     pub fn contacts(&self) -> impl Iterator<Item = &Contact> {
-        self.changes.iter().flat_map(|c| c.value.contacts.iter())
+        self.changes
+            .values()
+            .flat_map(|value| value.contacts.iter())
     }
 
     /// Value-level errors (`value.errors[]`) of every change.
     pub fn errors(&self) -> impl Iterator<Item = &ApiError> {
-        self.changes.iter().flat_map(|c| c.value.errors.iter())
+        self.changes.errors()
     }
 
     /// The first message.
@@ -92,11 +92,11 @@ impl InboundEvent {
     /// `message` must come from this event (e.g. from [`messages`](Self::messages)); for any
     /// other message this is `None`.
     pub fn sender_of(&self, message: &Message) -> Option<&Contact> {
-        let change = self
+        let value = self
             .changes
-            .iter()
-            .find(|c| c.value.messages.iter().any(|m| std::ptr::eq(m, message)))?;
-        let contacts = &change.value.contacts;
+            .values()
+            .find(|value| value.messages.iter().any(|m| std::ptr::eq(m, message)))?;
+        let contacts = &value.contacts;
         contacts
             .iter()
             .find(|c| {
@@ -162,23 +162,17 @@ impl InboundEvent {
 
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
-        self.changes.first()?.waba_id.as_deref()
+        self.changes.waba_id()
     }
 
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
-        self.changes
-            .first()?
-            .value
-            .metadata
-            .as_ref()?
-            .phone_number_id
-            .as_deref()
+        self.changes.phone_number_id()
     }
 
     /// The payload exactly as received.
     pub fn raw_payload(&self) -> &RawValue {
-        self.raw.get()
+        self.changes.raw()
     }
 }
 
@@ -1044,5 +1038,15 @@ impl Serialize for OtherContent {
         map.serialize_entry("type", &self.kind)?;
         map.serialize_entry("raw", &self.raw)?;
         map.end()
+    }
+}
+
+impl ChangeValue for InboundValue {
+    fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    fn errors(&self) -> &[ApiError] {
+        &self.errors
     }
 }

@@ -215,6 +215,59 @@ pub struct Change<V> {
     pub value: V,
 }
 
+/// The changes of a typed event and its raw payload, shared by the event's clones (the
+/// extractors hand out clones of the event a request parsed once).
+#[derive(Clone, Debug)]
+pub(crate) struct Changes<V> {
+    list: std::sync::Arc<[Change<V>]>,
+    raw: RawPayload,
+}
+
+/// What every change `value` has: the business number it concerns and value-level errors.
+pub(crate) trait ChangeValue {
+    fn metadata(&self) -> Option<&Metadata>;
+    fn errors(&self) -> &[ApiError];
+}
+
+impl<V: ChangeValue> Changes<V> {
+    pub(crate) fn new(list: Vec<Change<V>>, raw: RawPayload) -> Self {
+        Self {
+            list: list.into(),
+            raw,
+        }
+    }
+
+    pub(crate) fn list(&self) -> &[Change<V>] {
+        &self.list
+    }
+
+    /// Every value of every change, in order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.list.iter().map(|change| &change.value)
+    }
+
+    pub(crate) fn errors(&self) -> impl Iterator<Item = &ApiError> {
+        self.values().flat_map(|value| value.errors().iter())
+    }
+
+    pub(crate) fn waba_id(&self) -> Option<&str> {
+        self.list.first()?.waba_id.as_deref()
+    }
+
+    pub(crate) fn phone_number_id(&self) -> Option<&str> {
+        self.list
+            .first()?
+            .value
+            .metadata()?
+            .phone_number_id
+            .as_deref()
+    }
+
+    pub(crate) fn raw(&self) -> &RawValue {
+        self.raw.get()
+    }
+}
+
 /// A payload's bytes, shared by the clones of an event, made a [`RawValue`] on first use.
 ///
 /// Typing a payload does not need its raw form, so the pass that validates it (and the copy

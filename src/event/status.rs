@@ -2,7 +2,6 @@
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -10,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Metadata};
 use super::de;
-use super::{Change, RawPayload};
+use super::{Change, ChangeValue, Changes, RawPayload};
 
 /// A `message.status` event: every status update of every change.
 ///
@@ -35,16 +34,14 @@ use super::{Change, RawPayload};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct StatusEvent {
-    // Shared: the extractors hand out clones of the event a request parsed once.
-    changes: Arc<[Change<StatusValue>]>,
-    raw: RawPayload,
+    changes: Changes<StatusValue>,
 }
 
 impl Serialize for StatusEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("changes", &*self.changes)?;
+        map.serialize_entry("changes", self.changes.list())?;
         map.end()
     }
 }
@@ -52,24 +49,25 @@ impl Serialize for StatusEvent {
 impl StatusEvent {
     pub(super) fn new(changes: Vec<Change<StatusValue>>, raw: RawPayload) -> Self {
         Self {
-            changes: changes.into(),
-            raw,
+            changes: Changes::new(changes, raw),
         }
     }
 
     /// Every change of the payload, in order.
     pub fn changes(&self) -> &[Change<StatusValue>] {
-        &self.changes
+        self.changes.list()
     }
 
     /// Every status update of every change, in order.
     pub fn statuses(&self) -> impl Iterator<Item = &StatusUpdate> {
-        self.changes.iter().flat_map(|c| c.value.statuses.iter())
+        self.changes
+            .values()
+            .flat_map(|value| value.statuses.iter())
     }
 
     /// Value-level errors (`value.errors[]`) of every change.
     pub fn errors(&self) -> impl Iterator<Item = &ApiError> {
-        self.changes.iter().flat_map(|c| c.value.errors.iter())
+        self.changes.errors()
     }
 
     /// The first status update.
@@ -104,23 +102,17 @@ impl StatusEvent {
 
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
-        self.changes.first()?.waba_id.as_deref()
+        self.changes.waba_id()
     }
 
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
-        self.changes
-            .first()?
-            .value
-            .metadata
-            .as_ref()?
-            .phone_number_id
-            .as_deref()
+        self.changes.phone_number_id()
     }
 
     /// The payload exactly as received.
     pub fn raw_payload(&self) -> &RawValue {
-        self.raw.get()
+        self.changes.raw()
     }
 }
 
@@ -355,5 +347,15 @@ impl Serialize for StatusKind {
 impl<'de> Deserialize<'de> for StatusKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Self::lenient(d)?.unwrap_or_else(|| Self::Other(String::new())))
+    }
+}
+
+impl ChangeValue for StatusValue {
+    fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    fn errors(&self) -> &[ApiError] {
+        &self.errors
     }
 }
