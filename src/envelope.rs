@@ -172,40 +172,44 @@ impl std::error::Error for EnvelopeError {
 #[derive(Deserialize)]
 struct WireEnvelope<'a> {
     #[serde(borrow)]
-    event_id: Option<Text<'a>>,
+    event_id: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    event_type: Option<Text<'a>>,
+    event_type: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    account_id: Option<Text<'a>>,
+    account_id: Option<JsonStr<'a>>,
     #[serde(borrow)]
-    occurred_at: Option<Text<'a>>,
+    occurred_at: Option<JsonStr<'a>>,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
 }
 
-/// A JSON string borrowed from the body unless it has escapes. (`Option<Cow<str>>` would always
-/// copy: serde borrows a `Cow` only when it is the field's whole type.)
-struct Text<'a>(Cow<'a, str>);
+/// A JSON string (an object key, or a field) borrowed from the input unless it has escapes.
+/// (`Option<Cow<str>>` would always copy: serde borrows a `Cow` only when it is the field's
+/// whole type.)
+pub(crate) struct JsonStr<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> serde::de::Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
+        struct JsonStrVisitor;
+        impl<'de> serde::de::Visitor<'de> for JsonStrVisitor {
+            type Value = JsonStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Borrowed(v)))
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(Cow::Owned(v)))
             }
         }
-        deserializer.deserialize_str(TextVisitor)
+        deserializer.deserialize_str(JsonStrVisitor)
     }
 }
 
@@ -240,15 +244,15 @@ pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
     let wire: WireEnvelope<'_> =
         serde_json::from_str(text).map_err(EnvelopeError::MalformedJson)?;
-    let Text(event_id) = wire
+    let JsonStr(event_id) = wire
         .event_id
         .ok_or(EnvelopeError::MissingField("event_id"))?;
-    let Text(event_type) = wire
+    let JsonStr(event_type) = wire
         .event_type
         .ok_or(EnvelopeError::MissingField("event_type"))?;
     let occurred_at = wire
         .occurred_at
-        .and_then(|Text(value)| OffsetDateTime::parse(&value, &Rfc3339).ok());
+        .and_then(|JsonStr(value)| OffsetDateTime::parse(&value, &Rfc3339).ok());
     let payload = wire.payload.map(|raw| {
         // `raw` borrows from `text`, so its offset is a plain address difference.
         let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
@@ -258,7 +262,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
         envelope: Envelope {
             event_id: event_id.into_owned(),
             event_type: EventType::parse(&event_type),
-            account_id: wire.account_id.map(|Text(value)| value.into_owned()),
+            account_id: wire.account_id.map(|JsonStr(value)| value.into_owned()),
             occurred_at,
         },
         payload,

@@ -8,8 +8,9 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
-use super::de::{self as lenient, Key, Lenient, Seq, Str, Time};
+use super::de::{self as lenient, Lenient, Seq, Str, Time};
 use super::{Change, ChangeValue, Changes, RawPayload};
+use crate::envelope::JsonStr;
 
 /// A `message.inbound` event: every message of every change, with the senders' profiles.
 ///
@@ -840,7 +841,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let (mut button, mut interactive, mut reaction) = (None, None, None);
         let (mut order, mut system) = (None, None);
         let mut extra: Vec<(String, Box<RawValue>)> = Vec::new();
-        while let Some(Key(key)) = map.next_key()? {
+        while let Some(JsonStr(key)) = map.next_key()? {
             match &*key {
                 "from" => from = map.next_value::<Str>()?.0,
                 "from_user_id" => from_user_id = map.next_value::<Str>()?.0,
@@ -980,7 +981,7 @@ impl<'de> Deserialize<'de> for Interactive {
                 let (mut kind, mut button, mut list, mut nfm, mut call) =
                     (None, None, None, None, None);
                 let mut extra: Vec<(String, Box<RawValue>)> = Vec::new();
-                while let Some(Key(key)) = map.next_key()? {
+                while let Some(JsonStr(key)) = map.next_key()? {
                     match &*key {
                         "type" => kind = map.next_value::<Str>()?.0,
                         "button_reply" => button = map.next_value::<Lenient<Reply>>()?.0,
