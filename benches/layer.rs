@@ -100,9 +100,7 @@ fn layer(c: &mut Criterion) {
         black_box(request.extensions().get::<VerifiedEvent>().is_some());
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });
-    let verifying = VobizWebhookLayer::new(SECRET)
-        .expect("secret")
-        .store(MemoryStore::new());
+    let verifying = VobizWebhookLayer::new(SECRET).store(MemoryStore::new());
     let layered = tower::ServiceBuilder::new()
         .layer(verifying)
         .service(passthrough);
@@ -115,11 +113,7 @@ fn layer(c: &mut Criterion) {
             ));
             StatusCode::OK
         })
-        .layer(
-            VobizWebhookLayer::new(SECRET)
-                .expect("secret")
-                .store(MemoryStore::new()),
-        )
+        .layer(VobizWebhookLayer::new(SECRET).store(MemoryStore::new()))
         .with_state::<()>(());
 
     // A sanity check: the layer lets a signed delivery through.

@@ -63,7 +63,7 @@ async fn main() -> ExitCode {
         eprintln!("error: VOBIZ_WEBHOOK_SECRET is not set");
         return ExitCode::FAILURE;
     };
-    let layer = match VobizWebhookLayer::new(secret) {
+    let layer = match VobizWebhookLayer::try_new(secret) {
         Ok(layer) => layer,
         Err(err) => {
             eprintln!("error: {err}");

@@ -21,7 +21,7 @@ impl fmt::Display for MissingVobizLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "no verified Vobiz event on this request: apply \
-             `.layer(VobizWebhookLayer::new(secret)?)` to this route",
+             `.layer(VobizWebhookLayer::new(secret))` to this route",
         )
     }
 }

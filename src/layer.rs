@@ -60,12 +60,10 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 ///     // verified, typed
 /// }
 ///
-/// # fn main() -> Result<(), vobiz_webhooks::signature::EmptySecret> {
 /// let app: Router = Router::new().route(
 ///     "/webhooks/vobiz",
-///     post(handle).layer(VobizWebhookLayer::new("your-shared-secret")?),
+///     post(handle).layer(VobizWebhookLayer::new("your-shared-secret")),
 /// );
-/// # Ok(()) }
 /// ```
 ///
 /// What it answers on its own, without calling the inner service:
@@ -146,10 +144,27 @@ impl VobizWebhookLayer<MemoryStore> {
     /// A layer that verifies deliveries signed with `secret` and deduplicates them in process
     /// ([`MemoryStore`] with its default capacity).
     ///
+    /// # Panics
+    ///
+    /// When `secret` is empty. Use [`try_new`](Self::try_new) for a secret read at run time
+    /// that may be missing.
+    #[track_caller]
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        match Self::try_new(secret) {
+            Ok(layer) => layer,
+            Err(EmptySecret) => panic!(
+                "VobizWebhookLayer::new: the webhook secret is empty; \
+                 use VobizWebhookLayer::try_new to handle that as an error"
+            ),
+        }
+    }
+
+    /// Like [`new`](Self::new), but returns an error instead of panicking.
+    ///
     /// # Errors
     ///
     /// [`EmptySecret`] when `secret` is empty.
-    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
+    pub fn try_new(secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
         Ok(Self::from_verifier(Verifier::from_secret(Secret::new(
             secret,
         )?)))
@@ -185,10 +200,26 @@ impl<D> VobizWebhookLayer<D> {
     /// Vobiz rotates a secret by creating a new subscription and deleting the old one; deploy
     /// with both secrets, then drop the old one once its subscription is deleted.
     ///
+    /// # Panics
+    ///
+    /// When `secret` is empty; [`try_secret`](Self::try_secret) returns the error instead.
+    #[track_caller]
+    pub fn secret(self, secret: impl AsRef<[u8]>) -> Self {
+        match self.try_secret(secret) {
+            Ok(layer) => layer,
+            Err(EmptySecret) => panic!(
+                "VobizWebhookLayer::secret: the webhook secret is empty; \
+                 use VobizWebhookLayer::try_secret to handle that as an error"
+            ),
+        }
+    }
+
+    /// Like [`secret`](Self::secret), but returns an error instead of panicking.
+    ///
     /// # Errors
     ///
     /// [`EmptySecret`] when `secret` is empty.
-    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
+    pub fn try_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
         let secret = Secret::new(secret)?;
         self.config_mut().verifier.push(secret);
         Ok(self)
@@ -275,7 +306,7 @@ impl<D> VobizWebhookLayer<D> {
     /// use axum::{routing::post, Router};
     /// use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
     ///
-    /// let layer = VobizWebhookLayer::new("your-shared-secret")?;
+    /// let layer = VobizWebhookLayer::new("your-shared-secret");
     /// let app = Router::new().route("/webhooks/vobiz", post(|_: VobizEvent| async {}).layer(layer.clone()));
     /// axum::serve(listener, app).with_graceful_shutdown(async { /* Ctrl-C */ }).await?;
     /// let _ = tokio::time::timeout(Duration::from_secs(5), layer.settled()).await;
@@ -303,11 +334,10 @@ impl<D> VobizWebhookLayer<D> {
     /// use axum::response::IntoResponse;
     /// use vobiz_webhooks::VobizWebhookLayer;
     ///
-    /// let layer = VobizWebhookLayer::new("secret")?.on_rejection(|rejection| {
+    /// let layer = VobizWebhookLayer::new("secret").on_rejection(|rejection| {
     ///     (rejection.status(), axum::Json(serde_json::json!({ "error": rejection.body_text() })))
     ///         .into_response()
     /// });
-    /// # Ok::<(), vobiz_webhooks::signature::EmptySecret>(())
     /// ```
     pub fn on_rejection<F>(mut self, handler: F) -> Self
     where

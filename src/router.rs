@@ -80,7 +80,6 @@ type Route<S> = Arc<dyn ErasedHandler<S>>;
 /// async fn on_connect(event: VerifiedEvent) { /* ... */ }
 /// async fn on_any_call(event: VerifiedEvent) { /* ... */ }
 ///
-/// # fn main() -> Result<(), vobiz_webhooks::signature::EmptySecret> {
 /// let events = VobizRouter::new()
 ///     .on_message(on_message)         // message.inbound
 ///     .on_status(on_status)           // message.status
@@ -90,10 +89,9 @@ type Route<S> = Arc<dyn ErasedHandler<S>>;
 /// let app: Router = Router::new()
 ///     .route(
 ///         "/webhooks/vobiz",
-///         post(events).layer(VobizWebhookLayer::new("your-shared-secret")?),
+///         post(events).layer(VobizWebhookLayer::new("your-shared-secret")),
 ///     )
 ///     .with_state(AppState {});
-/// # Ok(()) }
 /// ```
 pub struct VobizRouter<S = ()> {
     message: Option<Route<S>>,

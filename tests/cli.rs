@@ -41,7 +41,7 @@ async fn serve(seen: Seen) -> String {
     let app = Router::new()
         .route(
             "/webhooks/vobiz",
-            post(handle).layer(VobizWebhookLayer::new(SECRET).expect("secret")),
+            post(handle).layer(VobizWebhookLayer::new(SECRET)),
         )
         .route("/slow", post(slow))
         .with_state(seen);

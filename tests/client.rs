@@ -401,7 +401,7 @@ async fn generated_secrets_are_strong_and_usable() {
     assert_ne!(a.expose(), b.expose());
     assert_eq!(a.expose().len(), 64);
     assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
-    VobizWebhookLayer::new(&a).unwrap();
+    VobizWebhookLayer::try_new(&a).unwrap();
 }
 
 #[tokio::test]
@@ -437,10 +437,7 @@ async fn rotation_deletes_old_only_after_finish() {
     assert_eq!(fake.deletes.load(Ordering::SeqCst), 0);
 
     // Meanwhile the server accepts both secrets.
-    let _layer = VobizWebhookLayer::new("old-secret")
-        .unwrap()
-        .secret(rotation.new_secret())
-        .unwrap();
+    let _layer = VobizWebhookLayer::new("old-secret").secret(rotation.new_secret());
     let body = br#"{"event_id":"e1","event_type":"message.inbound","payload":{}}"#;
     let verifier = Verifier::new(["old-secret", new_secret.expose()]).unwrap();
     for secret in ["old-secret", new_secret.expose()] {

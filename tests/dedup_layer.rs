@@ -32,7 +32,7 @@ fn delivery(id: &str) -> Request<Body> {
 }
 
 fn layer() -> VobizWebhookLayer {
-    VobizWebhookLayer::new(SECRET).expect("secret")
+    VobizWebhookLayer::new(SECRET)
 }
 
 /// An app whose handler counts its runs and answers what `outcome` says for run number n.

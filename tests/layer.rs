@@ -98,7 +98,7 @@ impl LayerExt for VobizWebhookLayer {
 }
 
 fn layer() -> VobizWebhookLayer {
-    VobizWebhookLayer::new(SECRET).expect("secret")
+    VobizWebhookLayer::new(SECRET)
 }
 
 async fn text(response: Response<Body>) -> String {
@@ -260,7 +260,7 @@ async fn signature_mismatch_is_401() {
 
 #[tokio::test]
 async fn both_secrets_of_a_rotation_are_accepted() {
-    let rotating = layer().secret("the-new-secret").expect("secret");
+    let rotating = layer().secret("the-new-secret");
     let body = inbound();
     for secret in [SECRET, "the-new-secret"] {
         // A distinct event per secret: the layer's store would answer a repeat as a duplicate.
@@ -279,8 +279,20 @@ async fn both_secrets_of_a_rotation_are_accepted() {
 
 #[tokio::test]
 async fn empty_secrets_are_refused_at_construction() {
-    assert!(VobizWebhookLayer::new("").is_err());
-    assert!(layer().secret("").is_err());
+    assert!(VobizWebhookLayer::try_new("").is_err());
+    assert!(layer().try_secret("").is_err());
+}
+
+#[test]
+#[should_panic(expected = "VobizWebhookLayer::try_new")]
+fn an_empty_secret_panics_in_new_naming_try_new() {
+    let _ = VobizWebhookLayer::new("");
+}
+
+#[test]
+#[should_panic(expected = "VobizWebhookLayer::try_secret")]
+fn an_empty_rotation_secret_panics_naming_try_secret() {
+    let _ = layer().secret("");
 }
 
 /// A valid envelope padded with trailing whitespace to exactly `len` bytes.

@@ -22,7 +22,6 @@ type Store = Arc<MemoryStore>;
 
 fn layer(store: &Store) -> VobizWebhookLayer<Store> {
     VobizWebhookLayer::new(SECRET)
-        .expect("secret")
         .store(Arc::clone(store))
         .lease(Duration::from_secs(600))
 }

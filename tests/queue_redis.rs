@@ -57,7 +57,6 @@ async fn connect(url: String, prefix: String) -> Setup {
 impl Setup {
     fn layer(&self) -> VobizWebhookLayer<RedisStore> {
         VobizWebhookLayer::new(SECRET)
-            .expect("secret")
             .store(self.store.clone())
             .lease(Duration::from_secs(3600))
     }

@@ -86,7 +86,7 @@ fn handler(
 }
 
 async fn compare(work: Duration) {
-    let layer = || VobizWebhookLayer::new(SECRET).expect("secret");
+    let layer = || VobizWebhookLayer::new(SECRET);
 
     let handled = Arc::new(AtomicU64::new(0));
     let sync_app = Router::new().route(
@@ -153,11 +153,7 @@ async fn compare_redis(work: Duration) {
         .await
         .expect("store")
         .prefix(format!("{prefix}dedup:"));
-    let layer = || {
-        VobizWebhookLayer::new(SECRET)
-            .expect("secret")
-            .store(store.clone())
-    };
+    let layer = || VobizWebhookLayer::new(SECRET).store(store.clone());
 
     let handled = Arc::new(AtomicU64::new(0));
     let sync_app = Router::new().route(

@@ -33,7 +33,7 @@ fn storm_app<D: DedupStore>(store: D, calls: Arc<AtomicUsize>) -> Router {
                 StatusCode::OK
             }
         })
-        .layer(VobizWebhookLayer::new(SECRET).expect("secret").store(store)),
+        .layer(VobizWebhookLayer::new(SECRET).store(store)),
     )
 }
 
@@ -160,7 +160,6 @@ async fn retry_until_done<D: DedupStore>(backend: &str, store: D) {
         })
         .layer(
             VobizWebhookLayer::new(SECRET)
-                .expect("secret")
                 .store(store)
                 .retry_after(Duration::from_millis(1)),
         ),
@@ -371,7 +370,6 @@ async fn case09_panics_and_leases_on_a_real_server() {
         })
         .layer(
             VobizWebhookLayer::new(SECRET)
-                .expect("secret")
                 .lease(LEASE)
                 .retry_after(Duration::from_millis(1)),
         ),

@@ -40,7 +40,6 @@ fn app(store: RedisStore, runs: Runs, store_timeout: Duration) -> Router {
         })
         .layer(
             VobizWebhookLayer::new(SECRET)
-                .expect("secret")
                 .store(store)
                 .store_timeout(store_timeout)
                 .retry_after(Duration::from_secs(1)),
@@ -224,7 +223,6 @@ async fn case13_redis_killed_between_claim_and_completion() {
         })
         .layer(
             VobizWebhookLayer::new(SECRET)
-                .expect("secret")
                 .store(store)
                 .store_timeout(Duration::from_millis(500)),
         ),

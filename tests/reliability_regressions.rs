@@ -57,7 +57,7 @@ async fn a_handler_outliving_its_lease_is_cancelled_and_never_overlaps_the_retry
                 StatusCode::OK
             }
         })
-        .layer(VobizWebhookLayer::new(SECRET).expect("secret").lease(LEASE)),
+        .layer(VobizWebhookLayer::new(SECRET).lease(LEASE)),
     );
     let first = tokio::spawn(app.clone().oneshot(delivery("evt-slow")));
     tokio::time::sleep(LEASE / 2).await;
@@ -156,7 +156,6 @@ async fn a_claim_that_lands_after_its_timeout_is_released_not_orphaned() {
         })
         .layer(
             VobizWebhookLayer::new(SECRET)
-                .expect("secret")
                 .store(store.clone())
                 .store_timeout(Duration::from_millis(100)),
         ),

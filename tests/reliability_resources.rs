@@ -79,7 +79,6 @@ async fn case11_flood_and_capacity() {
     let store = CountingStore::new(MemoryStore::with_capacity(capacity));
     let calls = Arc::new(AtomicUsize::new(0));
     let service = VobizWebhookLayer::new(SECRET)
-        .expect("secret")
         .store(store.clone())
         .layer(counting_service(calls.clone()));
 
@@ -190,7 +189,6 @@ async fn case15_body_limit() {
     const LIMIT: usize = 256 * 1024;
     let calls = Arc::new(AtomicUsize::new(0));
     let service = VobizWebhookLayer::new(SECRET)
-        .expect("secret")
         .body_limit(LIMIT)
         .layer(counting_service(calls.clone()));
 

@@ -37,7 +37,7 @@ fn app(log: &Log) -> Router {
         .fallback(entry("fallback", log.clone()));
     Router::new().route(
         "/webhooks/vobiz",
-        post(events).layer(VobizWebhookLayer::new(SECRET).expect("secret")),
+        post(events).layer(VobizWebhookLayer::new(SECRET)),
     )
 }
 

@@ -182,9 +182,7 @@ impl Harness {
                 Ok::<_, Infallible>(Response::new(Body::empty()))
             }
         });
-        let layer = VobizWebhookLayer::new(SECRET)
-            .expect("secret")
-            .store(self.store.clone());
+        let layer = VobizWebhookLayer::new(SECRET).store(self.store.clone());
         layer
             .layer(inner)
             .oneshot(request)

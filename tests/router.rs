@@ -69,7 +69,7 @@ fn app(router: VobizRouter<AppState>, log: &Log) -> Router {
     Router::new()
         .route(
             "/webhooks/vobiz",
-            post(router).layer(VobizWebhookLayer::new(SECRET).expect("secret")),
+            post(router).layer(VobizWebhookLayer::new(SECRET)),
         )
         .with_state(AppState { log: log.clone() })
 }
@@ -178,7 +178,7 @@ async fn handler_errors_propagate_as_responses() {
 async fn stateless_router_is_a_tower_service() {
     let log = Log::default();
     let service = tower::Layer::layer(
-        &VobizWebhookLayer::new(SECRET).expect("secret"),
+        &VobizWebhookLayer::new(SECRET),
         events().with_state::<()>(AppState { log: log.clone() }),
     );
     let response = service

@@ -94,7 +94,7 @@ async fn deliver(client: &reqwest::Client, addr: SocketAddr, id: &str) -> (Statu
 }
 
 fn layer() -> VobizWebhookLayer {
-    VobizWebhookLayer::new(SECRET).expect("secret")
+    VobizWebhookLayer::new(SECRET)
 }
 
 /// 256 deliveries of `id` released at once, spread over `addrs`; every answer 200 or 409.

@@ -81,7 +81,7 @@ fn app(secret: &str, state: AppState) -> Router {
     Router::new()
         .route(
             "/webhooks/vobiz",
-            post(events).layer(VobizWebhookLayer::new(secret).expect("non-empty secret")),
+            post(events).layer(VobizWebhookLayer::new(secret)),
         )
         .with_state(state)
 }

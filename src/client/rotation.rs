@@ -17,7 +17,7 @@ use super::{SubscriptionStatus, WebhookSecret};
 /// 1. [`SubscriptionClient::rotate_begin`] lists the subscriptions already registered for the
 ///    URL (the old ones), then creates the new one with a freshly generated secret.
 /// 2. Store [`new_secret`](Self::new_secret) and deploy the server accepting both secrets:
-///    `VobizWebhookLayer::new(old)?.secret(new)?` (see
+///    `VobizWebhookLayer::new(old).secret(new)?` (see
 ///    [`VobizWebhookLayer::secret`](crate::VobizWebhookLayer::secret)). Until this deploy is
 ///    live, deliveries of the new subscription are refused (401); Vobiz may retry them (its
 ///    retry policy is not documented), so keep this window short.

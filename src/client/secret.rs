@@ -21,7 +21,7 @@ pub const GENERATED_SECRET_BYTES: usize = 32;
 /// assert_eq!(format!("{secret:?}"), "WebhookSecret(<redacted>)");
 ///
 /// // The layer takes it as it is.
-/// let layer = VobizWebhookLayer::new(&secret)?;
+/// let layer = VobizWebhookLayer::new(&secret);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]

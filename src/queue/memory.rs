@@ -179,7 +179,7 @@ impl MemoryQueueBuilder {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use axum::handler::Handler;
 /// let queue = MemoryQueue::builder().workers(4).start(handle.with_state(()));
-/// let layer = VobizWebhookLayer::new("secret")?.lease(Duration::from_secs(600));
+/// let layer = VobizWebhookLayer::new("secret").lease(Duration::from_secs(600));
 /// let app: Router = Router::new()
 ///     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));
 /// # let _ = app;

@@ -29,7 +29,7 @@
 //!     .start(handlers);
 //!
 //! // The lease must cover the wait in the queue plus every attempt (see below).
-//! let layer = VobizWebhookLayer::new("your-shared-secret")?
+//! let layer = VobizWebhookLayer::new("your-shared-secret")
 //!     .lease(Duration::from_secs(15 * 60));
 //! let app: Router = Router::new()
 //!     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));

@@ -106,7 +106,7 @@ return 0",
 /// let queue = RedisQueue::new(url).await?.max_len(100_000);
 ///
 /// // Web replicas: verify, claim, XADD, answer 200.
-/// let layer = VobizWebhookLayer::new("secret")?.store(store.clone()).lease(Duration::from_secs(3600));
+/// let layer = VobizWebhookLayer::new("secret").store(store.clone()).lease(Duration::from_secs(3600));
 /// let app: Router = Router::new()
 ///     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));
 ///

@@ -38,7 +38,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let app = Router::new().route(
 //!     "/webhooks/vobiz",
-//!     post(handle).layer(VobizWebhookLayer::new("test-secret")?),
+//!     post(handle).layer(VobizWebhookLayer::new("test-secret")),
 //! );
 //!
 //! let event = TestEvent::inbound_text("hi").from("918888888888");
@@ -836,7 +836,7 @@ mod tests {
         }
         Router::new().route(
             DEFAULT_URI,
-            post(handle).layer(VobizWebhookLayer::new(SECRET).expect("secret")),
+            post(handle).layer(VobizWebhookLayer::new(SECRET)),
         )
     }
 

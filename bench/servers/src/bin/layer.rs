@@ -18,7 +18,7 @@ async fn handle(event: VerifiedEvent) -> StatusCode {
 async fn main() {
     let secret = std::env::var("VOBIZ_WEBHOOK_SECRET").expect("VOBIZ_WEBHOOK_SECRET");
     let addr = std::env::var("BENCH_ADDR").unwrap_or_else(|_| "127.0.0.1:39107".to_owned());
-    let layer = VobizWebhookLayer::new(secret).expect("a non-empty secret");
+    let layer = VobizWebhookLayer::new(secret);
     let app = Router::new().route("/webhooks/vobiz", post(handle).layer(layer));
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     axum::serve(listener, app).await.expect("serve");
