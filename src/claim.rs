@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
@@ -15,7 +14,7 @@ use std::time::Duration;
 
 use crate::dedup::{ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+use crate::future::{deadline_after, poll_once, timeout_unless_ready, BoxFuture};
 
 /// A [`DedupStore`] behind a pointer, settling claims in futures that own what they need.
 pub(crate) trait SettleStore: Send + Sync {
@@ -254,7 +253,7 @@ impl OwnedClaim {
             return;
         }
         let rest = async move {
-            let outcome = bounded(timeout, operation).await;
+            let outcome = with_timeout(timeout, operation).await;
             log_settlement(&key, complete, &outcome);
         };
         let _ = self.store.background().spawn(rest);
@@ -306,40 +305,17 @@ fn ask(
     }
 }
 
-/// Polls `future` once without waiting; `Pending` leaves it to be polled again.
+/// A store call bounded by `timeout`; running out is a store error.
 ///
-/// The layer's fast paths: what answers on this poll (an in-process store, a body already
-/// received, a synchronous handler) needs no clock read and no timer.
-pub(crate) async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
-}
-
-/// A store call bounded by the configured timeout; running out is a store error.
-///
-/// The operation is polled once before the timer is armed: an in-process store answers on that
-/// first poll, and then no clock is read and no timer is made.
+/// An in-process store answers on the first poll, and then no clock is read and no timer made.
 pub(crate) async fn with_timeout<T>(
     timeout: Duration,
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let mut operation = std::pin::pin!(operation);
-    if let Poll::Ready(result) = poll_once(operation.as_mut()).await {
-        return result;
-    }
-    bounded(timeout, operation).await
-}
-
-/// A store call that is still waiting, bounded by `timeout`; running out is a store error.
-///
-/// Boxed: the timer is only made for a store call that waits, and kept out of the
-/// (heap-allocated) state of every request that does not.
-async fn bounded<T>(
-    timeout: Duration,
-    operation: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match Box::pin(tokio::time::timeout(timeout, operation)).await {
+    let operation = std::pin::pin!(operation);
+    match timeout_unless_ready(operation, || deadline_after(timeout)).await {
         Ok(result) => result,
-        Err(_) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
+        Err(_elapsed) => Err(StoreError::from_kind(StoreErrorKind::Timeout)),
     }
 }
 

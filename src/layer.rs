@@ -17,11 +17,13 @@ use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::claim::{poll_once, Background, ClaimHandle, OwnedClaim, SettleStore, Settler};
+use crate::claim::{Background, ClaimHandle, OwnedClaim, SettleStore, Settler};
 use crate::dedup::{Claim, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
 use crate::envelope::{self, Envelope};
+use crate::future::{deadline_after, timeout_unless_ready, BoxError, ReadyOrBoxed};
 use crate::headers::{X_VOBIZ_DUPLICATE, X_WEBHOOK_EVENT, X_WEBHOOK_SIGNATURE};
 use crate::rejection::Rejection;
+use crate::response::{retry_after_secs, text_response};
 use crate::signature::{parse_signature, EmptySecret, Secret, SignatureError, Verifier, TAG_LEN};
 use crate::verified::VerifiedEvent;
 
@@ -43,7 +45,6 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `Retry-After` of 409 and 503 answers (default 5 s).
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 
 /// A [`Layer`] that receives Vobiz webhooks: it verifies the signature, bounds and buffers the
@@ -534,22 +535,13 @@ where
     }
     // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
     // when the response future is dropped).
-    let mut call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
-    // A handler that answers on its first poll needs no deadline, so no timer is made for it
-    // (and what is kept across the awaits below holds no `S::Error`).
-    let ready = match poll_once(call.as_mut()).await {
-        Poll::Ready(response) => Some(response?),
-        Poll::Pending => None,
-    };
+    let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
     // A handler must not outlive its claim: once the lease is over a retry may claim the id,
     // and two runs of one event would overlap. Cancel it instead; the claim is released and
-    // the sender retries.
-    let response = match (ready, &handle, lease_deadline) {
-        (Some(response), _, _) => response,
-        (None, Some(_), Some(deadline)) => {
-            // Boxed, like the store timeout: only a handler that waits pays for its timer.
-            let outcome = Box::pin(tokio::time::timeout_at(deadline, call)).await;
-            match outcome {
+    // the sender retries. A handler that answers on its first poll gets no timer.
+    let response = match (&handle, lease_deadline) {
+        (Some(_), Some(deadline)) => {
+            match timeout_unless_ready(call, || deadline).await {
                 Ok(response) => response?,
                 Err(_elapsed) => {
                     // The lease is over, so the release is fenced and nearly always a no-op;
@@ -564,7 +556,7 @@ where
                 }
             }
         }
-        (None, _, _) => call.await?,
+        _ => call.await?,
     };
 
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
@@ -596,10 +588,8 @@ async fn claim_within<D: DedupStore>(
     };
     let mut claiming = Box::pin(claiming);
     // An in-process store answers on the first poll: then no clock is read, no timer made.
-    if let Poll::Ready(claim) = poll_once(claiming.as_mut()).await {
-        return claim;
-    }
-    match Box::pin(tokio::time::timeout(config.store_timeout, &mut claiming)).await {
+    let timeout = config.store_timeout;
+    match timeout_unless_ready(claiming.as_mut(), || deadline_after(timeout)).await {
         Ok(claim) => claim,
         Err(_) => {
             let store = Arc::clone(&dedup.store);
@@ -615,20 +605,16 @@ async fn claim_within<D: DedupStore>(
     }
 }
 
-fn retry_after_secs(delay: Duration) -> u64 {
-    delay.as_secs() + u64::from(delay.subsec_nanos() > 0)
-}
-
 /// A completed id delivered again: acknowledged so the sender stops, handler not called.
 fn duplicate(event: &VerifiedEvent) -> Response {
     tracing::debug!(
         event_id = event.event_id(),
         "duplicate delivery acknowledged"
     );
-    let mut response = Response::new(Body::from("duplicate: event already processed"));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    let mut response = text_response(
+        http::StatusCode::OK,
+        "duplicate: event already processed",
+        None,
     );
     response.headers_mut().insert(
         X_VOBIZ_DUPLICATE,
@@ -670,14 +656,10 @@ where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
-    let mut collecting = std::pin::pin!(Limited::new(body, limit).collect());
-    let collected = match poll_once(collecting.as_mut()).await {
-        Poll::Ready(collected) => collected,
-        // Boxed, like the other timers: only a body still on its way pays for one.
-        Poll::Pending => match Box::pin(tokio::time::timeout(timeout, collecting)).await {
-            Ok(collected) => collected,
-            Err(_elapsed) => return Err(Rejection::BodyTimeout { timeout }),
-        },
+    let collecting = std::pin::pin!(Limited::new(body, limit).collect());
+    // Only a body still on its way pays for a timer.
+    let Ok(collected) = timeout_unless_ready(collecting, || deadline_after(timeout)).await else {
+        return Err(Rejection::BodyTimeout { timeout });
     };
     match collected {
         Ok(collected) => {
@@ -737,25 +719,20 @@ fn reject(config: &Config, rejection: Rejection) -> Response {
 
 /// The future [`VobizWebhook`] returns.
 pub struct ResponseFuture<E> {
-    state: FutureState<E>,
-}
-
-enum FutureState<E> {
-    /// Refused from the headers alone: nothing to wait for, nothing boxed.
-    Ready(Option<Response>),
-    Running(Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>),
+    // Refused from the headers alone: resolved, nothing boxed.
+    inner: ReadyOrBoxed<Result<Response, E>>,
 }
 
 impl<E> ResponseFuture<E> {
     fn new(future: impl Future<Output = Result<Response, E>> + Send + 'static) -> Self {
         Self {
-            state: FutureState::Running(Box::pin(future)),
+            inner: ReadyOrBoxed::boxed(future),
         }
     }
 
     fn ready(response: Response) -> Self {
         Self {
-            state: FutureState::Ready(Some(response)),
+            inner: ReadyOrBoxed::ready(Ok(response)),
         }
     }
 }
@@ -764,13 +741,7 @@ impl<E> Future for ResponseFuture<E> {
     type Output = Result<Response, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            FutureState::Ready(response) => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("ResponseFuture polled after completion"),
-            },
-            FutureState::Running(future) => future.as_mut().poll(cx),
-        }
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 

@@ -53,11 +53,14 @@ pub mod dedup;
 pub mod envelope;
 pub mod event;
 pub mod extract;
+mod future;
 pub mod headers;
 mod layer;
 #[cfg(feature = "queue")]
 pub mod queue;
+mod random;
 mod rejection;
+mod response;
 #[cfg(feature = "router")]
 mod router;
 pub mod signature;

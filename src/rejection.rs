@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
+
+use crate::response::text_response;
 
 /// A delivery the layer refused, with its fixed status and a short reason.
 ///
@@ -121,17 +121,7 @@ impl Rejection {
     /// The response the layer sends unless a custom rejection handler is configured: the status,
     /// `text/plain` body, `Retry-After` where it applies, and `self` in the extensions.
     pub fn into_response_default(self) -> Response {
-        let mut response = Response::new(Body::from(self.body_text()));
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if let Some(secs) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-        }
+        let mut response = text_response(self.status(), self.body_text(), self.retry_after());
         response.extensions_mut().insert(self);
         response
     }

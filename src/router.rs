@@ -19,7 +19,7 @@ use crate::envelope::EventType;
 use crate::extract::MissingVobizLayer;
 use crate::verified::VerifiedEvent;
 
-type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+type BoxFuture = crate::future::BoxFuture<Response>;
 
 /// A handler with its extractor tuple `T` erased, so handlers of any signature share one map.
 trait ErasedHandler<S>: Send + Sync {

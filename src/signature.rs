@@ -126,19 +126,28 @@ pub fn parse_signature(header: &[u8]) -> Result<[u8; TAG_LEN], SignatureError> {
         return Err(SignatureError::Malformed);
     }
     let mut tag = [0u8; TAG_LEN];
-    // A table lookup per digit and one check at the end: no branch per digit (this runs on every
-    // delivery, before the body is read).
+    decode_hex(header, &mut tag).ok_or(SignatureError::Malformed)?;
+    Ok(tag)
+}
+
+/// Decodes exactly `2 * out.len()` hex digits (either case) into `out`; `None` for any other
+/// length or any byte that is not a hex digit. The crate's one hex decoder.
+///
+/// A table lookup per digit and one check at the end, no branch per digit: this runs on every
+/// delivery before the body is read (measured: 2940 → 2622 instructions for the header checks
+/// against the `hex` crate's decoder, bench/README.md).
+pub(crate) fn decode_hex(input: &[u8], out: &mut [u8]) -> Option<()> {
+    if input.len() != out.len() * 2 {
+        return None;
+    }
     let mut invalid = 0u8;
-    for (byte, pair) in tag.iter_mut().zip(header.chunks_exact(2)) {
+    for (byte, pair) in out.iter_mut().zip(input.chunks_exact(2)) {
         let high = HEX_VALUE[usize::from(pair[0])];
         let low = HEX_VALUE[usize::from(pair[1])];
         invalid |= (high | low) & INVALID;
         *byte = (high << 4) | (low & 0x0f);
     }
-    if invalid != 0 {
-        return Err(SignatureError::Malformed);
-    }
-    Ok(tag)
+    (invalid == 0).then_some(())
 }
 
 /// Marks a byte that is not a hex digit in [`HEX_VALUE`].

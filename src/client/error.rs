@@ -5,7 +5,7 @@ use std::fmt;
 
 use http::StatusCode;
 
-type BoxError = Box<dyn StdError + Send + Sync>;
+use crate::future::BoxError;
 
 /// The longest error body kept, in bytes; the rest is cut (at a character boundary).
 pub(crate) const MAX_ERROR_BODY: usize = 4 * 1024;

@@ -62,7 +62,7 @@ impl WebhookSecret {
     /// ```
     pub fn generate() -> Result<Self, ClientError> {
         let mut bytes = [0u8; GENERATED_SECRET_BYTES];
-        getrandom::fill(&mut bytes)
+        crate::random::fill(&mut bytes)
             .map_err(|err| ClientError::new(ClientErrorKind::Random).with_source(err))?;
         Ok(Self(hex::encode(bytes)))
     }

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{
-    millis_ceil, random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind,
-};
+use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind};
 
 /// One in-process memory of handled ids, shared by its clones, bounded, never forgetting a live
 /// claim.
@@ -138,7 +136,9 @@ impl MemoryStore {
         } else {
             shards.next_power_of_two() / 2
         };
-        let seed = random_u64();
+        // Keys the shard maps' hash. Only signed event ids reach them, so a failing generator
+        // (seed 0) costs no safety.
+        let seed = crate::random::u64().unwrap_or_default();
         let shard_list = (0..shards)
             .map(|_| {
                 PaddedShard(Mutex::new(Shard {

@@ -49,11 +49,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::signature::decode_hex;
+
 mod memory;
 #[cfg(feature = "moka")]
 mod moka;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 
 #[cfg(feature = "moka")]
 pub use self::moka::MokaStore;
@@ -251,41 +253,22 @@ fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let mut out = [0u8; 16];
     match s.len() {
         32 => {
-            for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-                *byte = hex_pair(pair[0], pair[1])?;
-            }
+            decode_hex(s, &mut out)?;
         }
         36 => {
             if s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
                 return None;
             }
-            let mut digits = s
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| !matches!(index, 8 | 13 | 18 | 23))
-                .map(|(_, digit)| *digit);
-            for byte in &mut out {
-                let high = digits.next()?;
-                let low = digits.next()?;
-                *byte = hex_pair(high, low)?;
-            }
+            // 8-4-4-4-12 digits: 4, 2, 2, 2 and 6 bytes.
+            decode_hex(&s[0..8], &mut out[0..4])?;
+            decode_hex(&s[9..13], &mut out[4..6])?;
+            decode_hex(&s[14..18], &mut out[6..8])?;
+            decode_hex(&s[19..23], &mut out[8..10])?;
+            decode_hex(&s[24..36], &mut out[10..16])?;
         }
         _ => return None,
     }
     Some(out)
-}
-
-fn hex_pair(high: u8, low: u8) -> Option<u8> {
-    Some(hex_digit(high)? << 4 | hex_digit(low)?)
-}
-
-fn hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// What kind of failure a [`StoreError`] is.
@@ -371,15 +354,6 @@ impl Error for StoreError {
             .as_deref()
             .map(|source| source as &(dyn Error + 'static))
     }
-}
-
-/// A random 64-bit value, different in every process and on every call, without a `rand`
-/// dependency: std's `RandomState` is seeded from the OS once per thread and then stepped.
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0x5eed);
-    hasher.finish()
 }
 
 /// `duration` in whole milliseconds, rounded up so a deadline is never early.

@@ -10,7 +10,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::{random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use super::{Claim, ClaimToken, DedupStore, EventKey, StoreError};
 
 /// An in-process store over a `moka::sync::Cache` with LRU eviction and per-entry expiry (the
 /// lease for claims, the TTL for completed ids). Feature `moka`.
@@ -114,8 +114,9 @@ impl MokaStore {
         Self {
             cache,
             tokens: Arc::new(Tokens {
-                // `| 1`: the high half is never zero, so no token is ever `DONE`.
-                prefix: random_u64() | 1,
+                // `| 1`: the high half is never zero, so no token is ever `DONE`. The counter
+                // alone keeps this store's tokens unique, so a failing generator costs nothing.
+                prefix: crate::random::u64().unwrap_or_default() | 1,
                 counter: AtomicU64::new(1),
             }),
             capacity,

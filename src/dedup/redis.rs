@@ -8,9 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError};
 
-use super::{
-    millis_ceil, random_u64, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind,
-};
+use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind};
 
 /// A store in Redis, shared by every replica of the service. Feature `redis`; needs Redis 7 or
 /// later (or Valkey), for `SET … NX GET`.
@@ -124,11 +122,15 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn new_token() -> u128 {
-    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+/// A fresh claim token from the operating system's generator; a failing generator fails the claim.
+fn new_token() -> Result<ClaimToken, StoreError> {
+    crate::random::u128()
+        .map(ClaimToken::from_u128)
+        .map_err(|error| StoreError::new(StoreErrorKind::Other, error))
 }
 
-fn token_text(token: &ClaimToken) -> String {
+/// A claim token as Redis stores it: 32 lowercase hex digits.
+pub(crate) fn token_text(token: &ClaimToken) -> String {
     format!("{:032x}", token.as_u128())
 }
 
@@ -137,7 +139,9 @@ fn millis(duration: Duration) -> u64 {
     millis_ceil(duration).clamp(1, 1 << 42)
 }
 
-fn store_error(error: RedisError) -> StoreError {
+/// A Redis failure as a [`StoreError`] of the matching kind (the one mapping for every Redis
+/// user in the crate: the dedup store and the queue).
+pub(crate) fn store_error(error: RedisError) -> StoreError {
     let kind = if error.is_timeout() {
         StoreErrorKind::Timeout
     } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
@@ -164,7 +168,7 @@ impl DedupStore for RedisStore {
         let mut connection = self.connection.clone();
         let redis_key = self.redis_key(key);
         async move {
-            let token = ClaimToken::from_u128(new_token());
+            let token = new_token()?;
             let previous: Option<String> = redis::cmd("SET")
                 .arg(&redis_key)
                 .arg(token_text(&token))
@@ -235,11 +239,11 @@ mod tests {
 
     #[test]
     fn tokens_are_32_hex_digits_and_never_done() {
-        let token = ClaimToken::from_u128(new_token());
+        let token = new_token().expect("random");
         let text = token_text(&token);
         assert_eq!(text.len(), 32);
         assert_ne!(text, DONE);
-        assert_ne!(new_token(), new_token());
+        assert_ne!(new_token().expect("random"), new_token().expect("random"));
         assert_eq!(token_text(&ClaimToken::from_u128(1)).len(), 32);
     }
 

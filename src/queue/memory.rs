@@ -21,6 +21,7 @@ use super::{
     DEFAULT_QUEUE_RETRY_AFTER,
 };
 use crate::claim::{ClaimHandle, OwnedClaim};
+use crate::response::retry_after_secs;
 use crate::verified::VerifiedEvent;
 
 /// Configures and starts a [`MemoryQueue`]. From [`MemoryQueue::builder`].
@@ -407,7 +408,7 @@ impl MemoryEnqueue {
         let Some(event) = request.extensions().get::<VerifiedEvent>().cloned() else {
             return missing_layer();
         };
-        let retry_after = Some(shared.config.retry_after);
+        let retry_after = Some(retry_after_secs(shared.config.retry_after));
         if shared.closed.load(Ordering::SeqCst) {
             shared.counters.add(Counter::Rejected);
             tracing::debug!(

@@ -86,8 +86,7 @@ use std::time::Duration;
 
 use axum_core::body::Body;
 use axum_core::response::Response;
-use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 use tower_service::Service;
@@ -105,7 +104,9 @@ pub use redis::{
     RedisDeadLetter, RedisEnqueue, RedisQueue, RedisWorkers, RedisWorkersBuilder, WorkerReport,
 };
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use crate::future::BoxError;
+use crate::future::{AbortOnDrop, ReadyOrBoxed};
+pub(crate) use crate::response::text_response;
 
 /// The default number of attempts before an event is dead-lettered (5).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
@@ -357,15 +358,6 @@ impl Delivery {
 /// The result of one handler attempt: `Err` carries the error kept with a dead letter.
 pub(crate) type AttemptResult = Result<(), String>;
 
-/// Aborts the spawned attempt when the waiting side goes away (shutdown, timeout).
-struct AbortOnDrop(tokio::task::JoinHandle<AttemptResult>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Runs one attempt in its own task, so a panic is an error and not a dead worker, bounded by
 /// `timeout`: 2xx is success; another status (with the start of its body), an error, a panic
 /// or the timeout is the failure's text.
@@ -392,6 +384,7 @@ where
         }
         Err(describe_failure(response).await)
     });
+    // Aborted when the waiting side goes away (shutdown, timeout).
     let mut task = AbortOnDrop(task);
     match tokio::time::timeout(timeout, &mut task.0).await {
         Ok(Ok(result)) => result,
@@ -420,26 +413,6 @@ async fn describe_failure(response: Response) -> String {
     }
 }
 
-/// A plain-text response, with `Retry-After` for the 503s.
-pub(crate) fn text_response(
-    status: StatusCode,
-    text: &'static str,
-    retry_after: Option<Duration>,
-) -> Response {
-    let mut response = Response::new(Body::from(Bytes::from_static(text.as_bytes())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Some(delay) = retry_after {
-        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
 /// The answer of an enqueue service mounted without the layer in front.
 pub(crate) fn missing_layer() -> Response {
     tracing::error!("{}", crate::extract::MissingVobizLayer);
@@ -452,25 +425,20 @@ pub(crate) fn missing_layer() -> Response {
 
 /// The future of the enqueue services: already resolved or boxed.
 pub struct EnqueueFuture {
-    inner: EnqueueState,
-}
-
-enum EnqueueState {
-    Ready(Option<Response>),
-    Boxed(Pin<Box<dyn Future<Output = Response> + Send>>),
+    inner: ReadyOrBoxed<Response>,
 }
 
 impl EnqueueFuture {
     pub(crate) fn ready(response: Response) -> Self {
         Self {
-            inner: EnqueueState::Ready(Some(response)),
+            inner: ReadyOrBoxed::ready(response),
         }
     }
 
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn boxed(future: impl Future<Output = Response> + Send + 'static) -> Self {
         Self {
-            inner: EnqueueState::Boxed(Box::pin(future)),
+            inner: ReadyOrBoxed::boxed(future),
         }
     }
 }
@@ -479,13 +447,7 @@ impl Future for EnqueueFuture {
     type Output = Result<Response, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            EnqueueState::Ready(response) => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("EnqueueFuture polled after completion"),
-            },
-            EnqueueState::Boxed(future) => future.as_mut().poll(cx).map(Ok),
-        }
+        Pin::new(&mut self.inner).poll(cx).map(Ok)
     }
 }
 

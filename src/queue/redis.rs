@@ -25,7 +25,11 @@ use super::{
     DEFAULT_QUEUE_RETRY_AFTER,
 };
 use crate::claim::ClaimHandle;
+use crate::dedup::redis::{store_error, token_text};
 use crate::dedup::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError};
+use crate::future::AbortOnDrop;
+use crate::response::retry_after_secs;
+use crate::signature::decode_hex;
 use crate::verified::VerifiedEvent;
 
 /// `XADD` only while `XLEN` is under the bound: a full stream refuses, it never trims
@@ -143,19 +147,6 @@ impl Keys {
             group: group.to_owned(),
         }
     }
-}
-
-fn store_error(error: RedisError) -> StoreError {
-    use crate::dedup::StoreErrorKind;
-    let kind = if error.is_timeout() {
-        StoreErrorKind::Timeout
-    } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
-    {
-        StoreErrorKind::Unavailable
-    } else {
-        StoreErrorKind::Other
-    };
-    StoreError::new(kind, error)
 }
 
 impl RedisQueue {
@@ -331,7 +322,7 @@ impl RedisQueue {
         let Some(event) = request.extensions().get::<VerifiedEvent>().cloned() else {
             return missing_layer();
         };
-        let retry_after = Some(self.retry_after);
+        let retry_after = Some(retry_after_secs(self.retry_after));
         let claim = request
             .extensions()
             .get::<ClaimHandle>()
@@ -414,10 +405,6 @@ impl fmt::Debug for RedisQueue {
             .field("max_len", &self.max_len)
             .finish_non_exhaustive()
     }
-}
-
-fn token_text(token: &ClaimToken) -> String {
-    format!("{:032x}", token.as_u128())
 }
 
 fn default_consumer() -> String {
@@ -772,8 +759,10 @@ impl Entry {
         let event_id: String = entry.get("event_id").unwrap_or_default();
         let key = entry
             .get::<String>("key")
-            .and_then(|hex| hex::decode(hex).ok())
-            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+            .and_then(|hex| {
+                let mut bytes = [0u8; 16];
+                decode_hex(hex.as_bytes(), &mut bytes).map(|()| bytes)
+            })
             .map(EventKey::from_bytes);
         let token = entry
             .get::<String>("token")
@@ -1111,14 +1100,6 @@ async fn settle<D: DedupStore>(
             "claim no longer ours when completing (lease ran out): a redelivery may run again"
         ),
         Err(error) => tracing::error!(event_id, %error, "could not mark the event done"),
-    }
-}
-
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -771,8 +771,9 @@ fn broken(mut signature: String) -> String {
 /// A fresh random `event_id` in the UUID v4 form Vobiz uses, e.g.
 /// `f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f`.
 ///
-/// Random bytes come from the operating system; should it fail, a process-local counter mixed
-/// with the clock and a randomly keyed hash keeps ids unique within the process.
+/// # Panics
+///
+/// When the operating system's random generator fails (it does not once the system is booted).
 ///
 /// ```
 /// let id = vobiz_webhooks::testing::new_event_id();
@@ -782,8 +783,8 @@ fn broken(mut signature: String) -> String {
 /// ```
 pub fn new_event_id() -> String {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = fallback_random();
+    if let Err(error) = crate::random::fill(&mut bytes) {
+        panic!("the operating system's random generator failed: {error}");
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
@@ -796,26 +797,6 @@ pub fn new_event_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
-}
-
-fn fallback_random() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    let mut out = [0u8; 16];
-    for (half, chunk) in out.chunks_mut(8).enumerate() {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(count);
-        hasher.write_u128(nanos);
-        hasher.write_usize(half);
-        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -919,8 +900,6 @@ mod tests {
             assert!(parts[2].starts_with('4'));
             assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"));
         }
-        let fallback = fallback_random();
-        assert_ne!(fallback, fallback_random());
         assert_ne!(TestEvent::call("x").id(), TestEvent::call("x").id());
         let event = TestEvent::fixture(Fixture::InboundText).event_id("mine");
         assert_eq!(event.id(), "mine");
