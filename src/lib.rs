@@ -1,4 +1,5 @@
-//! Receive Vobiz's WhatsApp webhooks in any axum or tower service: verified, bounded, typed.
+//! Receive Vobiz's WhatsApp webhooks in any axum or tower service: verified, bounded,
+//! deduplicated, typed.
 //!
 //! ```
 //! use axum::{routing::post, Router};
@@ -22,26 +23,94 @@
 //! ```
 //!
 //! The layer refuses what does not verify (401), what is too large (413) or too slow to arrive
-//! (408) and what is not a Vobiz envelope (400) before your handler runs; it answers a delivery it already handled with
-//! 200 without running the handler again, one being handled with 409, and fails closed (503)
-//! when its dedup store is down. See [`VobizWebhookLayer`] and [`Rejection`].
+//! (408) and what is not a Vobiz envelope (400) before your handler runs; it answers a delivery
+//! it already handled with 200 without running the handler again, one being handled with 409,
+//! and fails closed (503) when its dedup store is down. See [`VobizWebhookLayer`] for its
+//! configuration and [`Rejection`] for every answer.
 //!
-//! Where to go next:
-//! - [`VobizRouter`]: one ordinary axum handler per event type, taking [`InboundEvent`],
-//!   [`StatusEvent`] or [`CallEvent`] directly;
-//! - [`event`]: the typed payloads and their accessors;
-//! - [`dedup`]: the stores behind "never twice" ([`MemoryStore`] by default);
-//! - [`queue`]: answer at once and run handlers in workers, with retries and dead letters;
+//! Apply it to the webhook route (`route(..).layer(..)`, or `Router::route_layer`), not to the
+//! whole app: it verifies every request that passes through it. Handlers are ordinary axum
+//! handlers (`State`, `Extension`, headers as you like); without the layer the [`VobizEvent`] and
+//! [`VerifiedEvent`] extractors answer 500 with a message naming the fix.
+//!
+//! # Where to go next
+//!
+//! - [`VobizRouter`] (feature `router`): one ordinary axum handler per event type, taking
+//!   [`InboundEvent`], [`StatusEvent`] or [`CallEvent`] directly;
+//! - [`event`]: the typed payloads and every accessor;
+//! - [`dedup`]: the stores behind "never twice" ([`MemoryStore`] by default), sizing, Redis;
+//! - `queue` (feature `queue`): answer at once and run handlers in workers, with retries and
+//!   dead letters;
+//! - `testing` (feature `testing`): signed deliveries for your own handlers' tests;
+//! - `client` (feature `client`): register your endpoint with Vobiz and rotate its secret;
 //! - [`signature`]: verify or [`sign`] bodies yourself.
 //!
+//! # Features
+//!
 //! | feature | default | adds |
-//! |---|---|---|
-//! | *(none)* | ✓ | the layer, signatures, typed events, extractors, [`VobizRouter`], [`MemoryStore`], `queue::MemoryQueue` |
-//! | `redis` | | `RedisStore` (dedup shared by replicas) and `queue::RedisQueue` (Redis Streams) |
+//! |---|:---:|---|
+//! | *(core)* | ✓ | the layer, signatures, the envelope, typed events, extractors, [`MemoryStore`] |
+//! | `router` | ✓ | [`VobizRouter`] (pulls in `axum`) |
+//! | `queue` | | `queue::MemoryQueue`; with `redis` also `queue::RedisQueue` (Redis Streams) |
+//! | `redis` | | `RedisStore`: dedup shared by every replica (Redis ≥ 7) |
 //! | `moka` | | `MokaStore`, a moka LRU dedup store |
 //! | `testing` | | `testing::TestEvent` and `testing::Fixture`: signed deliveries for your own tests |
-//! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify |
 //! | `client` | | `client::SubscriptionClient` for Vobiz's subscription API |
+//! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify (implies `testing`) |
+//!
+//! # Serving it: timeouts for slow or hostile clients
+//!
+//! The layer bounds what it reads ([`body_limit`](VobizWebhookLayer::body_limit), 4 MiB), how
+//! long the body may take once the headers are in ([`body_timeout`](VobizWebhookLayer::body_timeout),
+//! 30 s: 408), how long the store may take ([`store_timeout`](VobizWebhookLayer::store_timeout),
+//! 2 s: 503) and how long a handler may run (its [`lease`](VobizWebhookLayer::lease), 60 s: 503
+//! and the handler cancelled). A refused or cancelled delivery releases its claim, so Vobiz's
+//! retry runs the handler. The timers cost nothing when they are not needed: a body complete when
+//! the layer first looks, a store that answers at once and a handler that returns at once make
+//! none.
+//!
+//! What the layer cannot bound is how slowly a client sends the request line and headers: that
+//! is the HTTP server's job. A public endpoint should serve with a **header read timeout**
+//! (hyper's `http1::Builder::header_read_timeout`) and **graceful shutdown** (stop accepting,
+//! let requests in flight finish, then await [`VobizWebhookLayer::settled`] so completions a
+//! networked store acknowledges after the 200 are recorded before the process ends).
+//! `examples/server.rs` does both:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use axum::{routing::post, Router};
+//! use hyper_util::rt::{TokioIo, TokioTimer};
+//! use hyper_util::server::graceful::GracefulShutdown;
+//! use hyper_util::service::TowerToHyperService;
+//! use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
+//!
+//! # async fn handle(_: VobizEvent) {}
+//! # async fn run(listener: tokio::net::TcpListener) {
+//! let layer = VobizWebhookLayer::new("your-shared-secret");
+//! let settled = layer.settled(); // resolves once the store work behind responses is done
+//! let app = Router::new().route("/webhooks/vobiz", post(handle).layer(layer));
+//!
+//! let mut http = hyper::server::conn::http1::Builder::new();
+//! http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+//! let graceful = GracefulShutdown::new();
+//! let mut shutdown = std::pin::pin!(tokio::signal::ctrl_c());
+//! loop {
+//!     let stream = tokio::select! {
+//!         Ok((stream, _)) = listener.accept() => stream,
+//!         _ = &mut shutdown => break,
+//!     };
+//!     let service = TowerToHyperService::new(app.clone());
+//!     let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+//!     tokio::spawn(async move { let _ = conn.await; });
+//! }
+//! let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+//! let _ = tokio::time::timeout(Duration::from_secs(30), settled).await;
+//! # }
+//! ```
+//!
+//! Other routes of the same app still want a whole-request timeout of their own
+//! (`tower_http::timeout::TimeoutLayer`). `axum::serve` is fine behind a reverse proxy that
+//! already enforces a header timeout (nginx, Envoy, a cloud load balancer).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -67,6 +136,11 @@ pub mod signature;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod verified;
+
+// The README's Rust code is compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use claim::{ClaimHandle, OwnedClaim};
 #[cfg(feature = "moka")]
