@@ -6,6 +6,37 @@
 //!     --url http://127.0.0.1:3000/webhooks/vobiz --secret your-shared-secret --allow-http
 //! ```
 //!
+//! Like `stripe trigger`, for Vobiz: it builds the delivery Vobiz would send (envelope, fresh
+//! `event_id`, `Content-Type`, `X-Webhook-Event`, `X-Webhook-Signature`), signs it with your
+//! secret and POSTs it; `vobiz --help` and `vobiz <command> --help` list every option.
+//!
+//! ```sh
+//! cargo install vobiz-webhooks --features cli
+//! export VOBIZ_WEBHOOK_SECRET=your-shared-secret   # or --secret on every command
+//!
+//! vobiz trigger text --text "hi" --from 918888888888 --url https://example.com/webhooks/vobiz
+//! vobiz trigger image --url ...                  # any message type: video, audio, document, ...
+//! vobiz trigger status --status read --url ...   # sent | delivered | read | failed
+//! vobiz trigger call.connect --url ...           # call.terminate, call.<any event>
+//! vobiz trigger message.status/played --url ...  # any bundled fixture by name
+//! vobiz trigger --file delivery.json --url ...   # a full envelope from a file, byte for byte
+//! vobiz trigger message.inbound --file payload.json --url ...   # a payload, wrapped
+//! vobiz kinds                                    # every kind
+//!
+//! vobiz trigger text --repeat 2 --url ...        # same event twice: the second is a duplicate
+//! vobiz trigger text --event-id evt-1 --url ...  # choose the event_id (re-send it later)
+//! vobiz trigger text --bad-signature --url ...   # expect 401 (also --no-signature)
+//! vobiz trigger text --event-header message.status --url ...   # expect 400
+//!
+//! vobiz sign < body.json                         # prints the X-Webhook-Signature of stdin
+//! vobiz verify --signature 6c82a2db… < body.json # "valid" (exit 0) or "invalid: <reason>"
+//! ```
+//!
+//! Each response's status, `x-vobiz-duplicate` header and body are printed. `sign` signs stdin
+//! byte for byte: `echo` adds a newline, which changes the signature (the tool warns); use
+//! `printf` or a file. `--allow-http` is needed for a plain-HTTP URL: Vobiz only delivers to
+//! HTTPS, so the tool refuses `http://` unless asked.
+//!
 //! Exit codes: 0 when every response was 2xx (and for `sign`, a `valid` verification); 1 when a
 //! response was not 2xx or a signature is invalid; 2 when nothing could be sent (bad arguments,
 //! empty secret, refused URL, connection refused, timeout).

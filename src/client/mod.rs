@@ -32,8 +32,80 @@
 //! | [`delete`](SubscriptionClient::delete) | `DELETE {base}/webhooks/{id}` | `204` |
 //!
 //! Every request carries `X-Auth-ID` + `X-Auth-Token` (or `Authorization: Bearer`), and the
-//! client refuses a non-HTTPS webhook url and an empty secret before sending anything. Secret
-//! rotation is [`SubscriptionClient::rotate_begin`] then [`Rotation::finish`].
+//! client refuses a non-HTTPS webhook url and an empty secret before sending anything.
+//!
+//! - Credentials: `X-Auth-ID` + `X-Auth-Token` ([`SubscriptionClient::new`] or
+//!   `builder().auth_id_token(..)`), or `builder().bearer_token(jwt)`. They never appear in
+//!   `Debug`, `Display` or logs; neither do webhook secrets ([`WebhookSecret`] prints
+//!   `<redacted>`).
+//! - Builder: `.base_url(..)` (default `https://api.vobiz.ai/api/v1/messaging`; plain `http://`
+//!   only on loopback, for tests), `.connect_timeout(..)` (default 5 s), `.timeout(..)` (default
+//!   30 s).
+//! - Refused before any request: a webhook `url` that is not `https://` (Vobiz only delivers to
+//!   HTTPS) and an empty secret.
+//! - Errors: one [`ClientError`] with `kind()` (`Auth` for 401/403, whose message names the
+//!   credentials; `Api`, `Timeout`, `Connect`, `Transport`, `MalformedResponse`,
+//!   `InvalidWebhookUrl`, `EmptySecret`, `Config`, `Random`, `RotationRefused`), `status()`,
+//!   `body()` (Vobiz's error body, raw, at most 4 KiB) and `source()`; `is_retryable()` for
+//!   timeouts, connection failures, 429 and 5xx.
+//! - [`Subscription`] `{ id, url, status, created_at, updated_at }`; `status` is `Active`,
+//!   `Inactive` or `Other(String)` for values Vobiz adds later; unknown fields are ignored.
+//!
+//! # Try it: register the example server
+//!
+//! Expose your webhook route over HTTPS (a tunnel gives you a public `https://` URL), then:
+//!
+//! ```sh
+//! VOBIZ_AUTH_ID=MA_XXXXXXXX \
+//! VOBIZ_AUTH_TOKEN=your-auth-token \
+//! VOBIZ_PUBLIC_URL=https://your-tunnel.example/webhooks/vobiz \
+//! cargo run --example register --features client
+//! ```
+//!
+//! Optional: `VOBIZ_WEBHOOK_SECRET` (the secret to register; when absent the example generates one
+//! and prints `VOBIZ_WEBHOOK_SECRET=...`: start your server with it), `VOBIZ_API_BASE` (another API
+//! base URL, e.g. a proxy). The example lists the account's subscriptions first and does not
+//! register a URL twice (that would double every delivery).
+//!
+//! # Rotating a secret
+//!
+//! Vobiz has no "change secret" call: a rotation is a new subscription for the same URL with a new
+//! secret, then deleting the old one. While both exist Vobiz delivers each event twice, once per
+//! secret, so the server must accept both meanwhile
+//! ([`VobizWebhookLayer::secret`](crate::VobizWebhookLayer::secret)).
+//!
+//! ```no_run
+//! # async fn run(
+//! #     client: vobiz_webhooks::client::SubscriptionClient,
+//! #     store_secret: impl Fn(&str) -> std::io::Result<()>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! // 1. Remembers the subscriptions already registered for the URL and creates a new one with a
+//! //    freshly generated secret. Nothing is deleted.
+//! let rotation = client.rotate_begin("https://your-app.example/webhooks/vobiz").await?;
+//! store_secret(rotation.new_secret().expose())?;
+//!
+//! // 2. Deploy the server accepting both secrets:
+//! //    VobizWebhookLayer::new(old_secret).secret(new_secret)
+//! //    If the deploy fails, `rotation.abort(&client).await` deletes the new subscription.
+//!
+//! // 3. Only now: checks the new subscription is still registered and active, then deletes the
+//! //    old ones (an old one already gone counts as deleted).
+//! let new = rotation.finish(&client).await?;
+//! println!("rotated to {}", new.id);
+//!
+//! // 4. Deploy with the new secret only.
+//! # Ok(()) }
+//! ```
+//!
+//! [`Rotation`] is `#[must_use]` and `finish`/`abort` consume it; on failure they hand the
+//! rotation back in the [`RotationError`] (`err.into_rotation().finish(&client)` retries; only the
+//! old subscriptions not yet deleted remain in it). To never have a delivery refused, generate the
+//! secret first ([`WebhookSecret::generate`]), deploy the server with both secrets, then call
+//! [`SubscriptionClient::rotate_begin_with_secret`] and `finish` at once.
+//!
+//! Events may arrive twice during the overlap (one delivery per subscription). Whether both
+//! deliveries share an `event_id` is not documented, so keep handlers idempotent on WhatsApp's own
+//! ids (`wamid`, call ids) for that window.
 
 mod error;
 mod rotation;

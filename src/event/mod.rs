@@ -35,6 +35,68 @@
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! ```
+//!
+//! # In a handler
+//!
+//! Behind [`VobizWebhookLayer`](crate::VobizWebhookLayer) a handler takes a [`VobizEvent`] (or,
+//! through [`VobizRouter`](crate::VobizRouter), the narrow [`InboundEvent`], [`StatusEvent`] or
+//! [`CallEvent`]). The payload is parsed only when a handler asks for it, and only once.
+//!
+//! ```
+//! use axum::http::StatusCode;
+//! use vobiz_webhooks::event::{CallState, MessageContent, StatusKind};
+//! use vobiz_webhooks::VobizEvent;
+//!
+//! async fn handle(event: VobizEvent) -> StatusCode {
+//!     match event {
+//!         VobizEvent::MessageInbound(msg) => {
+//!             // Shortcuts read the first message…
+//!             if let Some(text) = msg.text() {
+//!                 println!("{} ({:?}) wrote: {text}", msg.from().unwrap_or("?"), msg.sender_name());
+//!             }
+//!             // …and `messages()` yields every one (Meta may batch).
+//!             for message in msg.messages() {
+//!                 match &message.content {
+//!                     MessageContent::Image(image) => println!("image {:?}", image.id),
+//!                     MessageContent::Audio(audio) if audio.is_voice() => println!("voice note"),
+//!                     MessageContent::Interactive(reply) => println!("chose {:?}", reply.reply_id()),
+//!                     MessageContent::Reaction(r) if r.is_removal() => println!("reaction removed"),
+//!                     MessageContent::Other(other) => println!("new type {}: {:?}", other.kind, other.raw),
+//!                     _ => {}
+//!                 }
+//!             }
+//!         }
+//!         VobizEvent::MessageStatus(st) => {
+//!             for update in st.statuses() {
+//!                 // Updates can arrive out of order: keep the last one you stored, and replace
+//!                 // it only when `update.supersedes(&stored)` (sent < delivered < read; failed
+//!                 // is final).
+//!                 if update.status == Some(StatusKind::Failed) {
+//!                     println!("{:?} failed: {:?}", update.id, update.errors.first().map(|e| e.code));
+//!                 }
+//!             }
+//!         }
+//!         VobizEvent::Call(call) => match call.event() {
+//!             "connect" => println!("call {:?} offers SDP {:?}", call.call_id(), call.sdp()),
+//!             "terminate" => println!("call ended after {:?} s", call.duration()),
+//!             _ if call.state() == Some(&CallState::Accepted) => println!("accepted"),
+//!             other => println!("call.{other}: {}", call.raw_payload()),
+//!         },
+//!         other => println!("not typed yet: {}", other.raw_payload()),
+//!     }
+//!     StatusCode::OK
+//! }
+//! ```
+//!
+//! | event | accessors |
+//! |---|---|
+//! | `message.inbound` ([`InboundEvent`]) | `messages()`, `message()`, `text()`, `from()`, `sender()`, `sender_name()`, `sender_of(&msg)`, `wamid()`, `kind()`, `timestamp()`, `media()`, `media_id()`, `mime_type()`, `contacts()`, `errors()` |
+//! | `message.status` ([`StatusEvent`]) | `statuses()`, `first()`, `status()`, `wamid()`, `recipient_id()`, `timestamp()`, `error()`, `errors()`; [`StatusKind::supersedes`] / `precedence` to drop stale updates |
+//! | `call.<event>` ([`CallEvent`]) | `event()`, `name()`, `calls()`, `statuses()`, `call()`, `call_id()`, `state()`, `sdp()`, `sdp_type()`, `direction()`, `from()`, `to()`, `duration()`, `timestamp()`, `contacts()`, `errors()` |
+//! | every event | `raw_payload()`, `waba_id()`, `phone_number_id()`, `changes()` (each with `waba_id`, `field`, `value`) |
+//!
+//! Meta's timestamps (strings of Unix seconds) are `time::OffsetDateTime`; a timestamp that
+//! cannot be read is `None`. Every event serializes with serde, so it can be forwarded to a queue.
 
 pub mod call;
 pub mod common;

@@ -12,15 +12,16 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use axum::{routing::post_service, Router};
+//! use axum::{handler::Handler, routing::post_service, Router};
 //! use vobiz_webhooks::queue::{Backoff, MemoryQueue};
-//! use vobiz_webhooks::{VerifiedEvent, VobizRouter, VobizWebhookLayer};
+//! use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
 //!
-//! async fn on_message(event: VerifiedEvent) { /* slow work is fine here */ }
+//! async fn on_event(event: VobizEvent) { /* slow work is fine here */ }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let handlers = VobizRouter::new().on_message(on_message).with_state(());
+//! // Any handler or tower service: an axum handler with its state, a `VobizRouter`, ...
+//! let handlers = on_event.with_state(());
 //! let queue = MemoryQueue::builder()
 //!     .capacity(1024)
 //!     .workers(4)
@@ -43,8 +44,59 @@
 //!
 //! | backend | feature | survives a crash | shared by replicas |
 //! |---|---|---|---|
-//! | [`MemoryQueue`] | — | **no**: what was acknowledged and not yet handled is lost | no |
-//! | `RedisQueue` (Redis Streams) | `redis` | yes: entries stay pending, another worker reclaims them | yes |
+//! | [`MemoryQueue`] | `queue` | **no**: what was acknowledged and not yet handled is lost | no |
+//! | `RedisQueue` (Redis Streams) | `queue` + `redis` | yes: entries stay pending, another worker reclaims them | yes |
+//!
+//! With Redis, web and worker processes can be separate:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use axum::{handler::Handler, routing::post_service, Router};
+//! use vobiz_webhooks::queue::RedisQueue;
+//! use vobiz_webhooks::{RedisStore, VobizEvent, VobizWebhookLayer};
+//!
+//! async fn on_event(event: VobizEvent) { /* slow work */ }
+//!
+//! let url = "redis://127.0.0.1:6379";
+//! let store = RedisStore::new(url).await?.prefix("{vobiz}:dedup:");
+//! let queue = RedisQueue::new(url).await?.prefix("{vobiz}:queue:").max_len(100_000);
+//!
+//! // The web process: verify, claim, queue, answer 200.
+//! let layer = VobizWebhookLayer::new("your-shared-secret")
+//!     .store(store.clone())
+//!     .lease(Duration::from_secs(15 * 60));
+//! let app: Router = Router::new()
+//!     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));
+//!
+//! // A worker process: the same handlers, with retries.
+//! let handlers = on_event.with_state(());
+//! let workers = queue.workers(store).workers(4).max_attempts(5).start(handlers).await?;
+//! # let _ = (app, workers);
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/queue_redis.rs` is a complete program (`cargo run --features queue,redis --example
+//! queue_redis -- --role both`, or one `--role server` and several `--role worker` processes).
+//!
+//! - **Backpressure.** The in-process queue is bounded (a permit per unfinished event, waiting,
+//!   running or in backoff); when it is full or shutting down, or when Redis fails, the delivery
+//!   gets 503 + `Retry-After` and its claim is released, so Vobiz's retry is accepted later.
+//! - **Redis Streams.** `XADD` before the 200 (refused with 503 when the stream holds `max_len`
+//!   unfinished entries: nothing unprocessed is ever trimmed), a consumer group shared by every
+//!   replica, `XACK` + `XDEL` on success, heartbeats while a handler runs and `XAUTOCLAIM` of
+//!   entries whose worker died. While Redis is down deliveries get 503; when it comes back empty
+//!   (no persistence), workers create their group again and Vobiz's retries are handled once
+//!   each. What an empty Redis forgets is the dedup record of events already done, so use
+//!   persistence (AOF) where a redelivery after a restart must stay a duplicate.
+//! - **Shutdown.** An in-process queue loses what it acknowledged but had not handled when the
+//!   process crashes (after a 200 Vobiz does not retry). [`MemoryQueue::shutdown`] stops
+//!   accepting, drains until its deadline, then releases what is left and returns and logs each
+//!   `event_id` it gave up. Use the Redis backend when that matters.
+//!
+//! Throughput and acknowledgement latency against synchronous mode are measured in
+//! `bench/README.md` ("Queue mode").
 //!
 //! # The claim's lifetime
 //!
@@ -211,12 +263,12 @@ impl QueueAttempt {
 /// rest count since the queue started.
 ///
 /// ```
+/// use axum::handler::Handler;
 /// use vobiz_webhooks::queue::MemoryQueue;
-/// use vobiz_webhooks::VobizRouter;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let queue = MemoryQueue::builder().start(VobizRouter::new().with_state(()));
+/// let queue = MemoryQueue::builder().start((|| async {}).with_state(()));
 /// let metrics = queue.metrics();
 /// assert_eq!(metrics.queued, 0);
 /// assert_eq!(metrics.succeeded, 0);

@@ -54,6 +54,19 @@
 //! assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 //! # Ok(()) }
 //! ```
+//!
+//! What the kit offers:
+//!
+//! | | |
+//! |---|---|
+//! | `TestEvent::inbound_text(text)`, `::status(wamid, "delivered")`, `::call("connect")` | typed events, in Meta's full-notification form |
+//! | `TestEvent::fixture(Fixture::InboundImage)`, [`Fixture::ALL`] | the bundled sample of every message type (text, reply, referral, image, video, audio, document, sticker, location, contacts, button, interactive, reaction, order, system, unsupported, unknown), every status and every call event |
+//! | `TestEvent::raw(event_type, json!(..))`, `::payload_json(event_type, text)`, `::envelope_json(body)` | your own payload or complete body (kept byte for byte) |
+//! | `.event_id(id)`, `.from(wa_id)`, `.sender_name(name)`, `.account_id(..)`, `.occurred_at(..)` | a fresh random UUID `event_id` by default; set one to test deduplication |
+//! | `.bad_signature()`, `.without_signature()`, `.signature(value)`, `.event_header(value)`, `.without_event_header()`, `.body(bytes)` | break the delivery on purpose (401, 400) |
+//! | `.request(secret)` / `.into_request(secret)`, `.body_bytes()`, `.headers_for(secret, body)`, `.uri(path)`, `.header(name, value)` | the request (`POST /webhooks/vobiz`), or its parts for another HTTP client |
+//!
+//! `request` can be called again and gives the same body and `event_id`: that is a Vobiz retry.
 
 mod fixtures;
 
