@@ -4,9 +4,9 @@
 //!
 //! ```sh
 //! export VOBIZ_WEBHOOK_SECRET=your-shared-secret VOBIZ_REDIS_URL=redis://127.0.0.1:6379
-//! cargo run --release --features redis --example queue_redis -- --role server &
-//! cargo run --release --features redis --example queue_redis -- --role worker &   # worker 1
-//! cargo run --release --features redis --example queue_redis -- --role worker &   # worker 2
+//! cargo run --release --features queue,redis --example queue_redis -- --role server &
+//! cargo run --release --features queue,redis --example queue_redis -- --role worker &   # worker 1
+//! cargo run --release --features queue,redis --example queue_redis -- --role worker &   # worker 2
 //! ```
 //!
 //! Kill a worker with `kill -9` while it handles an event: after `VOBIZ_IDLE_TIMEOUT_MS` the

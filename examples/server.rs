@@ -11,13 +11,20 @@
 //! - `VOBIZ_ADDR` (default `127.0.0.1:3000`): the address to listen on.
 //! - `VOBIZ_REDIS_URL` (only with `--features redis`): deduplicate in this Redis, shared by every
 //!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
+//! - `VOBIZ_MAX_CONNECTIONS` (default 4096): the most connections served at once; further ones
+//!   wait in the listen backlog until one closes.
 //! - `RUST_LOG` (default `info`): log filter, e.g. `vobiz_webhooks=debug` to see every rejection.
+//!
+//! Routes: `POST /webhooks/vobiz` (verified by the layer) and `GET /health` (`200 ok`, not
+//! verified, for load balancers and probes).
 //!
 //! Serving: hyper's HTTP/1 server (through hyper-util) with a header read timeout of
 //! [`HEADER_READ_TIMEOUT`]; the layer bounds the rest (the body: 30 s, 408; the handler: its
 //! 60 s lease), so clients that trickle bytes cannot hold connections and memory for ever. On
 //! Ctrl-C or SIGTERM it stops accepting, lets requests in flight finish (for at most
-//! [`SHUTDOWN_GRACE`]) and exits.
+//! [`SHUTDOWN_GRACE`]) and exits. Memory stays bounded however many clients misbehave: the
+//! layer's budget for unverified bodies (64 MiB by default) bounds what they can make it buffer,
+//! and `VOBIZ_MAX_CONNECTIONS` bounds the connections themselves.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,7 +32,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -38,6 +45,8 @@ use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish after the shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The most connections served at once unless `VOBIZ_MAX_CONNECTIONS` says otherwise.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// The line printed per event, serialised straight from borrowed fields (no `serde_json::Value`).
 #[derive(Serialize)]
@@ -124,6 +133,7 @@ struct Config {
     verifier: Verifier,
     addr: SocketAddr,
     redis_url: Option<String>,
+    max_connections: usize,
 }
 
 /// Resolves once the store work the layer left running behind responses (a networked store's
@@ -132,7 +142,9 @@ type Settled = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn app<D: DedupStore>(layer: VobizWebhookLayer<D>) -> (Router, Settled) {
     let settled = Box::pin(layer.settled());
-    let router = Router::new().route("/webhooks/vobiz", post(handle).layer(layer));
+    let router = Router::new()
+        .route("/webhooks/vobiz", post(handle).layer(layer))
+        .route("/health", get(|| async { "ok" }));
     (router, settled)
 }
 
@@ -179,10 +191,19 @@ fn config() -> Result<Config, String> {
     let redis_url = std::env::var("VOBIZ_REDIS_URL")
         .ok()
         .filter(|url| !url.is_empty());
+    let max_connections = match std::env::var("VOBIZ_MAX_CONNECTIONS") {
+        Ok(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|&max| max > 0)
+            .ok_or_else(|| format!("VOBIZ_MAX_CONNECTIONS `{text}` is not a positive number"))?,
+        Err(_) => DEFAULT_MAX_CONNECTIONS,
+    };
     Ok(Config {
         verifier,
         addr,
         redis_url,
+        max_connections,
     })
 }
 
@@ -221,7 +242,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(addr = %config.addr, "listening on POST /webhooks/vobiz");
-    serve(listener, app).await;
+    serve(listener, app, config.max_connections).await;
     // The last completions a networked store acknowledges after the 200: let them land.
     if tokio::time::timeout(SHUTDOWN_GRACE, settled).await.is_err() {
         tracing::warn!("dedup store work still running after the grace period; exiting anyway");
@@ -231,7 +252,8 @@ async fn main() -> ExitCode {
 }
 
 /// Accepts connections until the shutdown signal, then waits for the open ones to finish.
-async fn serve(listener: tokio::net::TcpListener, app: Router) {
+async fn serve(listener: tokio::net::TcpListener, app: Router, max_connections: usize) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
@@ -239,6 +261,14 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
+        // A free slot first: at the cap, further connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = std::sync::Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
@@ -258,6 +288,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
