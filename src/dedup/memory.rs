@@ -1,4 +1,7 @@
 //! [`MemoryStore`]: the compact in-process store.
+//!
+//! One role, kept whole: the packed entry word, the shards and the key hashing exist only to
+//! serve this store's claim, complete and release; past 600 lines only by its unit tests.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -278,7 +281,7 @@ impl MemoryStore {
         let (mut shard, key) = self.shard(key);
         match shard.map.get_mut(&key) {
             Some(word) if u128::from(*word) == token.as_u128() && !is_expired(*word, now) => {
-                *word = DONE | deadline_after(now, ttl) << DEADLINE_SHIFT | (*word & TOKEN_MASK);
+                *word = DONE | deadline_millis(now, ttl) << DEADLINE_SHIFT | (*word & TOKEN_MASK);
                 true
             }
             _ => false,
@@ -317,7 +320,8 @@ fn settle_existing(existing: &mut u64, fresh: u64, now: u64) -> Claim {
     }
 }
 
-fn deadline_after(now: u64, duration: Duration) -> u64 {
+/// The packed deadline, in the store's milliseconds, `duration` after `now`.
+fn deadline_millis(now: u64, duration: Duration) -> u64 {
     // +1: `now` is floored, so the millisecond under way must not count towards the duration.
     now.saturating_add(millis_ceil(duration))
         .saturating_add(1)
@@ -327,7 +331,7 @@ fn deadline_after(now: u64, duration: Duration) -> u64 {
 impl Shard {
     fn new_claim(&mut self, now: u64, lease: Duration) -> u64 {
         self.next_token = (self.next_token + 1) & TOKEN_MASK;
-        IN_FLIGHT | deadline_after(now, lease) << DEADLINE_SHIFT | self.next_token
+        IN_FLIGHT | deadline_millis(now, lease) << DEADLINE_SHIFT | self.next_token
     }
 
     /// Frees room: every expired entry goes, then, up to `batch` entries in all, the completed
@@ -512,7 +516,7 @@ mod tests {
         assert_eq!(word & TOKEN_MASK, 0, "the counter wraps within its bits");
         assert!(!is_expired(word, 1_050));
         assert!(is_expired(word, 1_051));
-        assert_eq!(deadline_after(0, Duration::MAX), DEADLINE_MAX);
+        assert_eq!(deadline_millis(0, Duration::MAX), DEADLINE_MAX);
     }
 
     #[test]

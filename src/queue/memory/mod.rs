@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 use tower_service::Service;
 
 use super::{
-    Backoff, BoxError, Counter, Counters, Delivery, QueueMetrics, DEFAULT_HANDLER_TIMEOUT,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE_RETRY_AFTER,
+    handling_budget, Backoff, BoxError, Counter, Counters, Delivery, QueueMetrics,
+    DEFAULT_CAPACITY, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_QUEUE_RETRY_AFTER, DEFAULT_WORKERS,
 };
 use crate::claim::OwnedClaim;
 use crate::verified::VerifiedEvent;
@@ -41,12 +42,12 @@ pub struct MemoryQueueBuilder {
 impl Default for MemoryQueueBuilder {
     fn default() -> Self {
         Self {
-            capacity: MemoryQueue::DEFAULT_CAPACITY,
-            workers: MemoryQueue::DEFAULT_WORKERS,
+            capacity: DEFAULT_CAPACITY,
+            workers: DEFAULT_WORKERS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
-            dead_letter_capacity: MemoryQueue::DEFAULT_DEAD_LETTER_CAPACITY,
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
             retry_after: DEFAULT_QUEUE_RETRY_AFTER,
         }
     }
@@ -54,14 +55,14 @@ impl Default for MemoryQueueBuilder {
 
 impl MemoryQueueBuilder {
     /// How many accepted events may be unfinished at once — waiting, being handled or waiting
-    /// out a retry (default [`MemoryQueue::DEFAULT_CAPACITY`]). One more is answered 503 with
+    /// out a retry (default [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)). One more is answered 503 with
     /// `Retry-After`, and its claim released, so Vobiz delivers it again later. At least 1.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         self
     }
 
-    /// How many handler runs at once (default [`MemoryQueue::DEFAULT_WORKERS`]). At least 1.
+    /// How many handler runs at once (default [`DEFAULT_WORKERS`](super::DEFAULT_WORKERS)). At least 1.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -115,9 +116,7 @@ impl MemoryQueueBuilder {
     /// assert_eq!(builder.handling_budget(), Duration::from_secs(32));
     /// ```
     pub fn handling_budget(&self) -> Duration {
-        self.handler_timeout
-            .saturating_mul(self.max_attempts)
-            .saturating_add(self.backoff.total(self.max_attempts))
+        handling_budget(self.max_attempts, self.handler_timeout, &self.backoff)
     }
 
     /// Starts the workers on the current Tokio runtime, each calling a clone of `handler`.
@@ -219,12 +218,13 @@ struct Job {
 }
 
 impl MemoryQueue {
-    /// The default [`capacity`](MemoryQueueBuilder::capacity): 1024 unfinished events.
-    pub const DEFAULT_CAPACITY: usize = 1024;
-    /// The default [`workers`](MemoryQueueBuilder::workers): 4.
-    pub const DEFAULT_WORKERS: usize = 4;
-    /// The default [`dead_letter_capacity`](MemoryQueueBuilder::dead_letter_capacity): 1024.
-    pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1024;
+    /// The module constant [`queue::DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY), kept here too.
+    pub const DEFAULT_CAPACITY: usize = super::DEFAULT_CAPACITY;
+    /// The module constant [`queue::DEFAULT_WORKERS`](super::DEFAULT_WORKERS), kept here too.
+    pub const DEFAULT_WORKERS: usize = super::DEFAULT_WORKERS;
+    /// The module constant
+    /// [`queue::DEFAULT_DEAD_LETTER_CAPACITY`](super::DEFAULT_DEAD_LETTER_CAPACITY), kept here too.
+    pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = super::DEFAULT_DEAD_LETTER_CAPACITY;
 
     /// A builder with the defaults.
     pub fn builder() -> MemoryQueueBuilder {

@@ -3,13 +3,13 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum_core::body::Body;
 use axum_core::response::Response;
 use http::{Request, StatusCode};
 use tower_service::Service;
 
+use super::entry::UNCLAIMED_TTL;
 use super::scripts::ENQUEUE;
 use super::RedisQueue;
 use crate::claim::ClaimHandle;
@@ -38,7 +38,7 @@ impl RedisQueue {
         let key = EventKey::from_event_id(event.event_id());
         let (token, ttl) = match &claim {
             Some(claim) => (token_text(claim.token()), millis_ceil(claim.ttl())),
-            None => (String::new(), millis_ceil(Duration::from_secs(86_400))),
+            None => (String::new(), millis_ceil(UNCLAIMED_TTL)),
         };
         let content_type = request
             .headers()

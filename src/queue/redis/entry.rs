@@ -12,6 +12,9 @@ use crate::queue::Delivery;
 use crate::signature::decode_hex;
 use crate::verified::VerifiedEvent;
 
+/// How long an event stays done when its entry carries no claim TTL (one day).
+pub(super) const UNCLAIMED_TTL: Duration = Duration::from_secs(86_400);
+
 /// A stream entry, parsed.
 pub(super) struct Entry {
     pub(super) id: String,
@@ -38,7 +41,9 @@ impl Entry {
             .get::<String>("token")
             .and_then(|hex| u128::from_str_radix(&hex, 16).ok())
             .map(ClaimToken::from_u128);
-        let ttl = Duration::from_millis(entry.get("ttl_ms").unwrap_or(86_400_000));
+        let ttl = entry
+            .get("ttl_ms")
+            .map_or(UNCLAIMED_TTL, Duration::from_millis);
         let delivery = entry
             .get::<Vec<u8>>("body")
             .ok_or_else(|| "malformed queue entry: no body".to_owned())

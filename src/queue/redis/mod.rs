@@ -21,6 +21,23 @@ pub use enqueue::RedisEnqueue;
 pub use entry::RedisDeadLetter;
 pub use workers::{RedisWorkers, RedisWorkersBuilder, WorkerReport};
 
+/// The key prefix of a [`RedisQueue`] unless [`prefix`](RedisQueue::prefix) sets another.
+pub const DEFAULT_PREFIX: &str = "{vobiz:queue}:";
+
+/// The consumer group of a [`RedisQueue`] unless [`group`](RedisQueue::group) sets another.
+pub const DEFAULT_GROUP: &str = "vobiz-workers";
+
+/// The default [`max_len`](RedisQueue::max_len): 100 000 unfinished entries.
+pub const DEFAULT_MAX_LEN: u64 = 100_000;
+
+/// How long an `XADD` may take before the delivery is answered 503, unless
+/// [`timeout`](RedisQueue::timeout) sets another (2 s).
+pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a Redis queue entry may go without a heartbeat before another worker reclaims it,
+/// unless [`idle_timeout`](RedisWorkersBuilder::idle_timeout) sets another (60 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Queue mode on Redis Streams (feature `redis`): the web replicas `XADD` each verified delivery
 /// before answering 200; workers in any process share the stream through a consumer group.
 ///
@@ -97,12 +114,12 @@ impl Keys {
 }
 
 impl RedisQueue {
-    /// The key prefix unless [`prefix`](Self::prefix) sets another.
-    pub const DEFAULT_PREFIX: &'static str = "{vobiz:queue}:";
-    /// The consumer group unless [`group`](Self::group) sets another.
-    pub const DEFAULT_GROUP: &'static str = "vobiz-workers";
-    /// The default [`max_len`](Self::max_len): 100 000 unfinished entries.
-    pub const DEFAULT_MAX_LEN: u64 = 100_000;
+    /// The module constant [`queue::DEFAULT_PREFIX`](DEFAULT_PREFIX), kept here too.
+    pub const DEFAULT_PREFIX: &'static str = DEFAULT_PREFIX;
+    /// The module constant [`queue::DEFAULT_GROUP`](DEFAULT_GROUP), kept here too.
+    pub const DEFAULT_GROUP: &'static str = DEFAULT_GROUP;
+    /// The module constant [`queue::DEFAULT_MAX_LEN`](DEFAULT_MAX_LEN), kept here too.
+    pub const DEFAULT_MAX_LEN: u64 = DEFAULT_MAX_LEN;
 
     /// Connects to the Redis at `url`.
     ///
@@ -127,10 +144,10 @@ impl RedisQueue {
         Ok(RedisQueue {
             client,
             connection,
-            keys: Arc::new(Keys::new(Self::DEFAULT_PREFIX, Self::DEFAULT_GROUP)),
-            max_len: Self::DEFAULT_MAX_LEN,
+            keys: Arc::new(Keys::new(DEFAULT_PREFIX, DEFAULT_GROUP)),
+            max_len: DEFAULT_MAX_LEN,
             retry_after: DEFAULT_QUEUE_RETRY_AFTER,
-            timeout: Duration::from_secs(2),
+            timeout: DEFAULT_ENQUEUE_TIMEOUT,
             counters: Arc::new(Counters::default()),
         })
     }
@@ -141,27 +158,30 @@ impl RedisQueue {
         self
     }
 
-    /// The consumer group the workers share (default [`DEFAULT_GROUP`](Self::DEFAULT_GROUP)).
+    /// The consumer group the workers share (default [`DEFAULT_GROUP`]).
     pub fn group(mut self, group: impl AsRef<str>) -> RedisQueue {
         let prefix = self.keys.stream.trim_end_matches("stream").to_owned();
         self.keys = Arc::new(Keys::new(&prefix, group.as_ref()));
         self
     }
 
-    /// The most unfinished entries the stream holds (default 100 000). At the bound a delivery
-    /// is answered 503 + `Retry-After` and its claim released; nothing is trimmed.
+    /// The most unfinished entries the stream holds (default [`DEFAULT_MAX_LEN`], 100 000). At
+    /// the bound a delivery is answered 503 + `Retry-After` and its claim released; nothing is
+    /// trimmed.
     pub fn max_len(mut self, max_len: u64) -> RedisQueue {
         self.max_len = max_len;
         self
     }
 
-    /// The `Retry-After` of the 503 when the stream is full or Redis fails (default 5 s).
+    /// The `Retry-After` of the 503 when the stream is full or Redis fails (default
+    /// [`DEFAULT_QUEUE_RETRY_AFTER`](super::DEFAULT_QUEUE_RETRY_AFTER), 5 s).
     pub fn retry_after(mut self, delay: Duration) -> RedisQueue {
         self.retry_after = delay;
         self
     }
 
-    /// How long an `XADD` may take before the delivery is answered 503 (default 2 s).
+    /// How long an `XADD` may take before the delivery is answered 503 (default
+    /// [`DEFAULT_ENQUEUE_TIMEOUT`], 2 s).
     pub fn timeout(mut self, timeout: Duration) -> RedisQueue {
         self.timeout = timeout;
         self

@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 use tower_service::Service;
 
 use super::consumer::Consumer;
-use super::{create_group, Keys, RedisQueue};
+use super::{create_group, Keys, RedisQueue, DEFAULT_IDLE_TIMEOUT};
 use crate::dedup::redis::store_error;
 use crate::dedup::{DedupStore, StoreError};
 use crate::queue::{
-    Backoff, BoxError, Counters, QueueMetrics, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+    handling_budget, Backoff, BoxError, Counters, QueueMetrics, DEFAULT_HANDLER_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS,
 };
 
 /// Configures the workers of a [`RedisQueue`]; from [`RedisQueue::workers`].
@@ -65,12 +66,12 @@ impl<D> RedisWorkersBuilder<D> {
         Self {
             queue,
             store: Arc::new(store),
-            workers: 4,
+            workers: DEFAULT_WORKERS,
             consumer: default_consumer(),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             block: Duration::from_secs(1),
             lease: None,
         }
@@ -78,7 +79,8 @@ impl<D> RedisWorkersBuilder<D> {
 }
 
 impl<D: DedupStore> RedisWorkersBuilder<D> {
-    /// Concurrent handler runs in this process (default 4), each its own consumer and
+    /// Concurrent handler runs in this process (default
+    /// [`DEFAULT_WORKERS`](crate::queue::DEFAULT_WORKERS), 4), each its own consumer and
     /// connection. At least 1.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
@@ -111,8 +113,9 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
     }
 
     /// How long an entry may go without a heartbeat before another worker reclaims it with
-    /// `XAUTOCLAIM` (default 60 s). Workers heartbeat every third of it while handling, so this
-    /// is the time to notice a crashed worker, not a limit on the handler.
+    /// `XAUTOCLAIM` (default [`DEFAULT_IDLE_TIMEOUT`](crate::queue::DEFAULT_IDLE_TIMEOUT), 60
+    /// s). Workers heartbeat every third of it while handling, so this is the time to notice a
+    /// crashed worker, not a limit on the handler.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout.max(Duration::from_millis(30));
         self
@@ -141,9 +144,7 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
             .await
             .map_err(store_error)?;
         let lease = self.lease.unwrap_or_else(|| {
-            self.handler_timeout
-                .saturating_mul(self.max_attempts)
-                .saturating_add(self.backoff.total(self.max_attempts))
+            handling_budget(self.max_attempts, self.handler_timeout, &self.backoff)
                 .saturating_add(Duration::from_secs(60))
         });
         let (stop, _) = watch::channel(false);
