@@ -27,7 +27,6 @@ use super::{
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-#[must_use = "call .build() to get a client"]
 pub struct SubscriptionClientBuilder {
     base_url: String,
     credentials: Option<Credentials>,
@@ -55,6 +54,7 @@ impl Default for SubscriptionClientBuilder {
 impl SubscriptionClientBuilder {
     /// Authenticates with the account's `X-Auth-ID` and `X-Auth-Token` (recommended for
     /// server-to-server calls). Replaces a bearer token set before.
+    #[must_use]
     pub fn auth_id_token(mut self, auth_id: impl Into<String>, token: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::Pair {
             id: auth_id.into(),
@@ -65,6 +65,7 @@ impl SubscriptionClientBuilder {
 
     /// Authenticates with `Authorization: Bearer <token>` (a JWT from Vobiz's login).
     /// Replaces an id/token pair set before.
+    #[must_use]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::Bearer(token.into()));
         self
@@ -74,18 +75,21 @@ impl SubscriptionClientBuilder {
     ///
     /// Must be `https://`, except on a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`)
     /// where plain `http://` is allowed for tests: the credentials travel with every request.
+    #[must_use]
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
     }
 
     /// Time allowed to establish a connection, default [`DEFAULT_CONNECT_TIMEOUT`] (5 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Time allowed for a whole request, default [`DEFAULT_TIMEOUT`] (30 s).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

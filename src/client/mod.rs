@@ -131,6 +131,7 @@ impl SubscriptionClient {
     /// ```
     /// let builder = vobiz_webhooks::client::SubscriptionClient::builder();
     /// ```
+    #[must_use]
     pub fn builder() -> SubscriptionClientBuilder {
         SubscriptionClientBuilder::default()
     }

@@ -120,6 +120,7 @@ impl MemoryStore {
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity(Self::DEFAULT_CAPACITY)
     }
@@ -131,6 +132,7 @@ impl MemoryStore {
     ///
     /// The capacity bounds the whole store, not each of its shards (up to 64, one per 4096
     /// ids): a store of capacity `n` remembers every one of `n` ids however they spread.
+    #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let shards = (capacity / IDS_PER_SHARD).clamp(1, MAX_SHARDS);

@@ -47,6 +47,7 @@ impl TestEvent {
     /// assert_eq!(msg.from(), Some("15551234567"));
     /// # Ok::<(), vobiz_webhooks::EnvelopeError>(())
     /// ```
+    #[must_use]
     pub fn inbound_text(text: impl Into<String>) -> Self {
         let wamid = format!("wamid.TEST{}", new_event_id().replace('-', ""));
         let value = json!({
@@ -85,6 +86,7 @@ impl TestEvent {
     /// assert_eq!(st.error().map(|e| e.code), Some(Some(131049)));
     /// # Ok::<(), vobiz_webhooks::EnvelopeError>(())
     /// ```
+    #[must_use]
     pub fn status(wamid: impl Into<String>, status: impl Into<String>) -> Self {
         let status = status.into();
         let mut update = json!({
@@ -134,6 +136,7 @@ impl TestEvent {
     /// assert!(call.sdp().is_some());
     /// # Ok::<(), vobiz_webhooks::EnvelopeError>(())
     /// ```
+    #[must_use]
     pub fn call(event: impl AsRef<str>) -> Self {
         let event = event.as_ref();
         let event = event.strip_prefix("call.").unwrap_or(event);

@@ -45,7 +45,6 @@ use crate::signature::sign;
 /// # Ok::<(), vobiz_webhooks::signature::EmptySecret>(())
 /// ```
 #[derive(Clone, Debug)]
-#[must_use = "a TestEvent does nothing until it is turned into a request"]
 pub struct TestEvent {
     event_type: String,
     event_id: String,
@@ -164,6 +163,7 @@ impl TestEvent {
     ///     assert_eq!(event.event_type(), fixture.event_type());
     /// }
     /// ```
+    #[must_use]
     pub fn fixture(fixture: Fixture) -> Self {
         match serde_json::from_str::<WireIn>(fixture.body()) {
             Ok(wire) => {
@@ -188,6 +188,7 @@ impl TestEvent {
     /// assert!(body.contains(r#""event_type":"contact.updated""#));
     /// assert!(body.contains(r#""payload":{"anything":true}"#));
     /// ```
+    #[must_use]
     pub fn raw(event_type: impl Into<String>, payload: Value) -> Self {
         Self::with_payload(event_type, Payload::Value(payload))
     }
@@ -246,12 +247,14 @@ impl TestEvent {
 
     /// Sets the `event_id` (by default a fresh random UUID): give two events the same id to
     /// test deduplication.
+    #[must_use]
     pub fn event_id(mut self, event_id: impl Into<String>) -> Self {
         self.event_id = event_id.into();
         self
     }
 
     /// Sets the `account_id` (default [`DEFAULT_ACCOUNT_ID`]); `None` leaves it out.
+    #[must_use]
     pub fn account_id(mut self, account_id: Option<String>) -> Self {
         self.account_id = account_id;
         self
@@ -268,6 +271,7 @@ impl TestEvent {
     /// assert!(std::str::from_utf8(&body)?.contains(r#""occurred_at":"2026-03-25T10:00:00Z""#));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[must_use]
     pub fn occurred_at(mut self, occurred_at: Option<OffsetDateTime>) -> Self {
         self.occurred_at = occurred_at;
         self
@@ -277,6 +281,7 @@ impl TestEvent {
     /// `from` and contact `wa_id`, a status's `recipient_id`, a call's `from` (user-initiated)
     /// or `to` (business-initiated). Does nothing to a payload without these fields or to a
     /// [`body`](Self::body).
+    #[must_use]
     pub fn from(mut self, wa_id: impl Into<String>) -> Self {
         let wa_id = Value::String(wa_id.into());
         self.for_each_value(|value| {
@@ -308,6 +313,7 @@ impl TestEvent {
     }
 
     /// Sets the sender's profile name (contacts' `profile.name`) where the payload has one.
+    #[must_use]
     pub fn sender_name(mut self, name: impl Into<String>) -> Self {
         let name = Value::String(name.into());
         self.for_each_value(|value| {
@@ -364,18 +370,21 @@ impl TestEvent {
     /// let event = TestEvent::inbound_text("hi").body("not json");
     /// assert_eq!(event.body_bytes(), "not json");
     /// ```
+    #[must_use]
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.custom_body = Some(body.into());
         self
     }
 
     /// Sends a well-formed signature that does not match the body (the layer answers 401).
+    #[must_use]
     pub fn bad_signature(mut self) -> Self {
         self.signature = SignatureHeader::Broken;
         self
     }
 
     /// Sends no `X-Webhook-Signature` header (the layer answers 401).
+    #[must_use]
     pub fn without_signature(mut self) -> Self {
         self.signature = SignatureHeader::Missing;
         self
@@ -383,12 +392,14 @@ impl TestEvent {
 
     /// Sends `value` as `X-Webhook-Signature` instead of the signature, e.g. Meta's
     /// `sha256=…` form, which Vobiz never sends (the layer answers 401).
+    #[must_use]
     pub fn signature(mut self, value: HeaderValue) -> Self {
         self.signature = SignatureHeader::Custom(value);
         self
     }
 
     /// Sends no `X-Webhook-Event` header (the layer accepts that: the body is authoritative).
+    #[must_use]
     pub fn without_event_header(mut self) -> Self {
         self.event_header = EventHeader::Missing;
         self
@@ -406,6 +417,7 @@ impl TestEvent {
     ///     .request("secret");
     /// assert_eq!(request.headers()["x-webhook-event"], "message.status");
     /// ```
+    #[must_use]
     pub fn event_header(mut self, value: HeaderValue) -> Self {
         self.event_header = EventHeader::Custom(value);
         self
@@ -413,12 +425,14 @@ impl TestEvent {
 
     /// Sets the request's path (default [`DEFAULT_URI`], `/webhooks/vobiz`); a value that is
     /// not a valid URI falls back to the default.
+    #[must_use]
     pub fn uri(mut self, uri: impl Into<String>) -> Self {
         self.uri = uri.into();
         self
     }
 
     /// Adds a header to the request (after the protocol headers, so it can replace them).
+    #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.extra_headers.append(name, value);
         self

@@ -57,30 +57,35 @@ impl MemoryQueueBuilder {
     /// How many accepted events may be unfinished at once — waiting, being handled or waiting
     /// out a retry (default [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)). One more is answered 503 with
     /// `Retry-After`, and its claim released, so Vobiz delivers it again later. At least 1.
+    #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         self
     }
 
     /// How many handler runs at once (default [`DEFAULT_WORKERS`](super::DEFAULT_WORKERS)). At least 1.
+    #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
     }
 
     /// Attempts per event before it is dead-lettered (default 5). At least 1.
+    #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// The delay between attempts (default 200 ms doubling up to 30 s).
+    #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// How long one attempt may run before it is cancelled and counted failed (default 60 s).
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
         self
@@ -88,12 +93,14 @@ impl MemoryQueueBuilder {
 
     /// How many dead letters are kept for [`MemoryQueue::dead_letters`] (default 1024). When
     /// full, the oldest is dropped with a `tracing::error!` naming its `event_id`.
+    #[must_use]
     pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
         self.dead_letter_capacity = capacity;
         self
     }
 
     /// The `Retry-After` of the 503 sent when the queue is full or stopping (default 5 s).
+    #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = delay;
         self
@@ -227,6 +234,7 @@ impl MemoryQueue {
     pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = super::DEFAULT_DEAD_LETTER_CAPACITY;
 
     /// A builder with the defaults.
+    #[must_use]
     pub fn builder() -> MemoryQueueBuilder {
         MemoryQueueBuilder::default()
     }

@@ -153,12 +153,14 @@ impl RedisQueue {
     }
 
     /// Puts the streams under `prefix` (`<prefix>stream`, `<prefix>dead`).
+    #[must_use]
     pub fn prefix(mut self, prefix: impl AsRef<str>) -> RedisQueue {
         self.keys = Arc::new(Keys::new(prefix.as_ref(), &self.keys.group));
         self
     }
 
     /// The consumer group the workers share (default [`DEFAULT_GROUP`]).
+    #[must_use]
     pub fn group(mut self, group: impl AsRef<str>) -> RedisQueue {
         let prefix = self.keys.stream.trim_end_matches("stream").to_owned();
         self.keys = Arc::new(Keys::new(&prefix, group.as_ref()));
@@ -168,6 +170,7 @@ impl RedisQueue {
     /// The most unfinished entries the stream holds (default [`DEFAULT_MAX_LEN`], 100 000). At
     /// the bound a delivery is answered 503 + `Retry-After` and its claim released; nothing is
     /// trimmed.
+    #[must_use]
     pub fn max_len(mut self, max_len: u64) -> RedisQueue {
         self.max_len = max_len;
         self
@@ -175,6 +178,7 @@ impl RedisQueue {
 
     /// The `Retry-After` of the 503 when the stream is full or Redis fails (default
     /// [`DEFAULT_QUEUE_RETRY_AFTER`](super::DEFAULT_QUEUE_RETRY_AFTER), 5 s).
+    #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> RedisQueue {
         self.retry_after = delay;
         self
@@ -182,6 +186,7 @@ impl RedisQueue {
 
     /// How long an `XADD` may take before the delivery is answered 503 (default
     /// [`DEFAULT_ENQUEUE_TIMEOUT`], 2 s).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> RedisQueue {
         self.timeout = timeout;
         self
@@ -263,6 +268,7 @@ impl RedisQueue {
 
     /// Configures workers that settle claims through `store` (the layer's store, or one on the
     /// same Redis with the same prefix).
+    #[must_use]
     pub fn workers<D: DedupStore>(&self, store: D) -> RedisWorkersBuilder<D> {
         RedisWorkersBuilder::new(self.clone(), store)
     }

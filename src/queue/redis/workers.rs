@@ -82,6 +82,7 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
     /// Concurrent handler runs in this process (default
     /// [`DEFAULT_WORKERS`](crate::queue::DEFAULT_WORKERS), 4), each its own consumer and
     /// connection. At least 1.
+    #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -89,24 +90,28 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
 
     /// The consumer name prefix, unique per process (default `$HOSTNAME-pid`); worker `i` is
     /// `<name>-<i>`.
+    #[must_use]
     pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
         self.consumer = name.into();
         self
     }
 
     /// Attempts per event before it is dead-lettered (default 5). At least 1.
+    #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// The delay between attempts (default 200 ms doubling up to 30 s).
+    #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// How long one attempt may run (default 60 s).
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
         self
@@ -116,6 +121,7 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
     /// `XAUTOCLAIM` (default [`DEFAULT_IDLE_TIMEOUT`](crate::queue::DEFAULT_IDLE_TIMEOUT), 60
     /// s). Workers heartbeat every third of it while handling, so this is the time to notice a
     /// crashed worker, not a limit on the handler.
+    #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout.max(Duration::from_millis(30));
         self
@@ -123,6 +129,7 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
 
     /// The lease of the claim a worker takes when the layer's ran out while the entry waited
     /// (default: every attempt's timeout plus the backoffs, plus a minute).
+    #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
