@@ -122,7 +122,7 @@ impl TestEvent {
     /// is accepted too.
     ///
     /// For the exact shapes Meta sends for other call events (e.g. `status_change` in its
-    /// `statuses[]` form), use the call [`Fixture`]s.
+    /// `statuses[]` form), use the call [`Fixture`](super::Fixture)s.
     ///
     /// ```
     /// use vobiz_webhooks::testing::TestEvent;

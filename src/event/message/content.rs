@@ -208,8 +208,8 @@ pub struct ContactUrl {
     pub kind: Option<String>,
 }
 
-/// `button`: the tapped quick-reply button of a template (see [`Message::context`] for the
-/// template's wamid).
+/// `button`: the tapped quick-reply button of a template (see
+/// [`Message::context`](super::Message::context) for the template's wamid).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Button {

@@ -55,15 +55,17 @@ impl Default for MemoryQueueBuilder {
 
 impl MemoryQueueBuilder {
     /// How many accepted events may be unfinished at once — waiting, being handled or waiting
-    /// out a retry (default [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)). One more is answered 503 with
-    /// `Retry-After`, and its claim released, so Vobiz delivers it again later. At least 1.
+    /// out a retry (default [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)). One more is
+    /// answered 503 with `Retry-After`, and its claim released, so Vobiz delivers it again
+    /// later. At least 1.
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         self
     }
 
-    /// How many handler runs at once (default [`DEFAULT_WORKERS`](super::DEFAULT_WORKERS)). At least 1.
+    /// How many handler runs at once (default [`DEFAULT_WORKERS`](super::DEFAULT_WORKERS)). At
+    /// least 1.
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);

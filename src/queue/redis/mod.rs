@@ -55,7 +55,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// deleted, so `XLEN` is the number of unfinished entries and the bound
 /// ([`max_len`](Self::max_len)) never drops one silently: a full stream refuses new deliveries.
 ///
-/// An entry holds the exact body bytes, the `event_id`, its [`EventKey`], the claim token and
+/// An entry holds the exact body bytes, the `event_id`, its [`EventKey`](crate::EventKey), the claim token and
 /// TTL, the request URI and content type: a worker in another process rebuilds the request and
 /// settles the claim through its own store ([`RedisStore`](crate::RedisStore) on the same
 /// Redis). See [`RedisWorkersBuilder`] for the claim's lifetime and the attempt count.

@@ -33,7 +33,7 @@ use crate::queue::{
 /// with [`lease`](Self::lease): `Done` → acknowledged without running (a duplicate); in flight →
 /// the entry's own claim, kept; fresh → the layer's lease ran out while the entry waited, and
 /// this worker now holds a new claim. Success completes the claim (then `XACK`); a dead letter
-/// completes it too (see the [module docs](super)).
+/// completes it too (see the [module docs](crate::queue)).
 pub struct RedisWorkersBuilder<D> {
     queue: RedisQueue,
     store: Arc<D>,
