@@ -1,4 +1,7 @@
 //! [`MemoryStore`]: the compact in-process store.
+//!
+//! One role, kept whole: the packed entry word, the shards and the key hashing exist only to
+//! serve this store's claim, complete and release; past 600 lines only by its unit tests.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -117,6 +120,7 @@ impl MemoryStore {
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity(Self::DEFAULT_CAPACITY)
     }
@@ -128,6 +132,7 @@ impl MemoryStore {
     ///
     /// The capacity bounds the whole store, not each of its shards (up to 64, one per 4096
     /// ids): a store of capacity `n` remembers every one of `n` ids however they spread.
+    #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let shards = (capacity / IDS_PER_SHARD).clamp(1, MAX_SHARDS);
@@ -278,7 +283,7 @@ impl MemoryStore {
         let (mut shard, key) = self.shard(key);
         match shard.map.get_mut(&key) {
             Some(word) if u128::from(*word) == token.as_u128() && !is_expired(*word, now) => {
-                *word = DONE | deadline_after(now, ttl) << DEADLINE_SHIFT | (*word & TOKEN_MASK);
+                *word = DONE | deadline_millis(now, ttl) << DEADLINE_SHIFT | (*word & TOKEN_MASK);
                 true
             }
             _ => false,
@@ -317,7 +322,8 @@ fn settle_existing(existing: &mut u64, fresh: u64, now: u64) -> Claim {
     }
 }
 
-fn deadline_after(now: u64, duration: Duration) -> u64 {
+/// The packed deadline, in the store's milliseconds, `duration` after `now`.
+fn deadline_millis(now: u64, duration: Duration) -> u64 {
     // +1: `now` is floored, so the millisecond under way must not count towards the duration.
     now.saturating_add(millis_ceil(duration))
         .saturating_add(1)
@@ -327,7 +333,7 @@ fn deadline_after(now: u64, duration: Duration) -> u64 {
 impl Shard {
     fn new_claim(&mut self, now: u64, lease: Duration) -> u64 {
         self.next_token = (self.next_token + 1) & TOKEN_MASK;
-        IN_FLIGHT | deadline_after(now, lease) << DEADLINE_SHIFT | self.next_token
+        IN_FLIGHT | deadline_millis(now, lease) << DEADLINE_SHIFT | self.next_token
     }
 
     /// Frees room: every expired entry goes, then, up to `batch` entries in all, the completed
@@ -512,7 +518,7 @@ mod tests {
         assert_eq!(word & TOKEN_MASK, 0, "the counter wraps within its bits");
         assert!(!is_expired(word, 1_050));
         assert!(is_expired(word, 1_051));
-        assert_eq!(deadline_after(0, Duration::MAX), DEADLINE_MAX);
+        assert_eq!(deadline_millis(0, Duration::MAX), DEADLINE_MAX);
     }
 
     #[test]

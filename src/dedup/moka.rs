@@ -99,12 +99,14 @@ impl MokaStore {
     pub const DEFAULT_CAPACITY: u64 = 1_000_000;
 
     /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity(Self::DEFAULT_CAPACITY)
     }
 
     /// A store that remembers at most about `capacity` ids (moka evicts in the background, so
     /// it may briefly hold a few more).
+    #[must_use]
     pub fn with_capacity(capacity: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)

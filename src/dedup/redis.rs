@@ -95,6 +95,7 @@ impl RedisStore {
     }
 
     /// A store over a connection manager you configured (timeouts, retries, TLS, auth).
+    #[must_use]
     pub fn from_manager(connection: ConnectionManager) -> RedisStore {
         RedisStore {
             connection,
@@ -103,6 +104,7 @@ impl RedisStore {
     }
 
     /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    #[must_use]
     pub fn prefix(mut self, prefix: impl AsRef<str>) -> RedisStore {
         self.prefix = Arc::from(prefix.as_ref());
         self

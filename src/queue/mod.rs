@@ -154,6 +154,7 @@ pub use memory::{DeadLetter, MemoryEnqueue, MemoryQueue, MemoryQueueBuilder, Shu
 #[cfg(feature = "redis")]
 pub use redis::{
     RedisDeadLetter, RedisEnqueue, RedisQueue, RedisWorkers, RedisWorkersBuilder, WorkerReport,
+    DEFAULT_ENQUEUE_TIMEOUT, DEFAULT_GROUP, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LEN, DEFAULT_PREFIX,
 };
 
 pub(crate) use crate::future::BoxError;
@@ -168,6 +169,29 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `Retry-After` of a 503 from a full or stopping queue (5 s).
 pub const DEFAULT_QUEUE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The default number of concurrent handler runs in a process, for either backend (4).
+pub const DEFAULT_WORKERS: usize = 4;
+
+/// The default [`capacity`](MemoryQueueBuilder::capacity) of a [`MemoryQueue`]: 1024
+/// unfinished events.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The default [`dead_letter_capacity`](MemoryQueueBuilder::dead_letter_capacity) of a
+/// [`MemoryQueue`]: 1024 dead letters kept.
+pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1024;
+
+/// The longest an event can take from its first attempt to its dead letter: every attempt
+/// running into the handler timeout, plus the backoffs between them.
+pub(crate) fn handling_budget(
+    max_attempts: u32,
+    handler_timeout: Duration,
+    backoff: &Backoff,
+) -> Duration {
+    handler_timeout
+        .saturating_mul(max_attempts)
+        .saturating_add(backoff.total(max_attempts))
+}
 
 /// How long to wait before attempt `n + 1` after attempt `n` failed: exponential, capped.
 ///

@@ -1,28 +1,31 @@
 //! [`MemoryQueue`]: a bounded in-process queue with a pool of workers.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum_core::body::Body;
 use axum_core::response::Response;
-use http::{Request, StatusCode};
+use http::Request;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tower_service::Service;
 
 use super::{
-    missing_layer, run_attempt, text_response, Backoff, BoxError, Counter, Counters, Delivery,
-    EnqueueFuture, QueueAttempt, QueueMetrics, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_QUEUE_RETRY_AFTER,
+    handling_budget, Backoff, BoxError, Counter, Counters, Delivery, QueueMetrics,
+    DEFAULT_CAPACITY, DEFAULT_DEAD_LETTER_CAPACITY, DEFAULT_HANDLER_TIMEOUT, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_QUEUE_RETRY_AFTER, DEFAULT_WORKERS,
 };
-use crate::claim::{ClaimHandle, OwnedClaim};
-use crate::response::retry_after_secs;
+use crate::claim::OwnedClaim;
 use crate::verified::VerifiedEvent;
+
+mod enqueue;
+mod workers;
+
+pub use enqueue::MemoryEnqueue;
+use workers::{give_up, worker};
 
 /// Configures and starts a [`MemoryQueue`]. From [`MemoryQueue::builder`].
 #[derive(Clone, Debug)]
@@ -39,12 +42,12 @@ pub struct MemoryQueueBuilder {
 impl Default for MemoryQueueBuilder {
     fn default() -> Self {
         Self {
-            capacity: MemoryQueue::DEFAULT_CAPACITY,
-            workers: MemoryQueue::DEFAULT_WORKERS,
+            capacity: DEFAULT_CAPACITY,
+            workers: DEFAULT_WORKERS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
-            dead_letter_capacity: MemoryQueue::DEFAULT_DEAD_LETTER_CAPACITY,
+            dead_letter_capacity: DEFAULT_DEAD_LETTER_CAPACITY,
             retry_after: DEFAULT_QUEUE_RETRY_AFTER,
         }
     }
@@ -52,32 +55,39 @@ impl Default for MemoryQueueBuilder {
 
 impl MemoryQueueBuilder {
     /// How many accepted events may be unfinished at once — waiting, being handled or waiting
-    /// out a retry (default [`MemoryQueue::DEFAULT_CAPACITY`]). One more is answered 503 with
-    /// `Retry-After`, and its claim released, so Vobiz delivers it again later. At least 1.
+    /// out a retry (default [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY)). One more is
+    /// answered 503 with `Retry-After`, and its claim released, so Vobiz delivers it again
+    /// later. At least 1.
+    #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         self
     }
 
-    /// How many handler runs at once (default [`MemoryQueue::DEFAULT_WORKERS`]). At least 1.
+    /// How many handler runs at once (default [`DEFAULT_WORKERS`](super::DEFAULT_WORKERS)). At
+    /// least 1.
+    #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
     }
 
     /// Attempts per event before it is dead-lettered (default 5). At least 1.
+    #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// The delay between attempts (default 200 ms doubling up to 30 s).
+    #[must_use]
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// How long one attempt may run before it is cancelled and counted failed (default 60 s).
+    #[must_use]
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
         self
@@ -85,12 +95,14 @@ impl MemoryQueueBuilder {
 
     /// How many dead letters are kept for [`MemoryQueue::dead_letters`] (default 1024). When
     /// full, the oldest is dropped with a `tracing::error!` naming its `event_id`.
+    #[must_use]
     pub fn dead_letter_capacity(mut self, capacity: usize) -> Self {
         self.dead_letter_capacity = capacity;
         self
     }
 
     /// The `Retry-After` of the 503 sent when the queue is full or stopping (default 5 s).
+    #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = delay;
         self
@@ -113,9 +125,7 @@ impl MemoryQueueBuilder {
     /// assert_eq!(builder.handling_budget(), Duration::from_secs(32));
     /// ```
     pub fn handling_budget(&self) -> Duration {
-        self.handler_timeout
-            .saturating_mul(self.max_attempts)
-            .saturating_add(self.backoff.total(self.max_attempts))
+        handling_budget(self.max_attempts, self.handler_timeout, &self.backoff)
     }
 
     /// Starts the workers on the current Tokio runtime, each calling a clone of `handler`.
@@ -217,23 +227,18 @@ struct Job {
 }
 
 impl MemoryQueue {
-    /// The default [`capacity`](MemoryQueueBuilder::capacity): 1024 unfinished events.
-    pub const DEFAULT_CAPACITY: usize = 1024;
-    /// The default [`workers`](MemoryQueueBuilder::workers): 4.
-    pub const DEFAULT_WORKERS: usize = 4;
-    /// The default [`dead_letter_capacity`](MemoryQueueBuilder::dead_letter_capacity): 1024.
-    pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = 1024;
+    /// The module constant [`queue::DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY), kept here too.
+    pub const DEFAULT_CAPACITY: usize = super::DEFAULT_CAPACITY;
+    /// The module constant [`queue::DEFAULT_WORKERS`](super::DEFAULT_WORKERS), kept here too.
+    pub const DEFAULT_WORKERS: usize = super::DEFAULT_WORKERS;
+    /// The module constant
+    /// [`queue::DEFAULT_DEAD_LETTER_CAPACITY`](super::DEFAULT_DEAD_LETTER_CAPACITY), kept here too.
+    pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = super::DEFAULT_DEAD_LETTER_CAPACITY;
 
     /// A builder with the defaults.
+    #[must_use]
     pub fn builder() -> MemoryQueueBuilder {
         MemoryQueueBuilder::default()
-    }
-
-    /// The service to mount behind the layer: it queues each verified delivery and answers 200.
-    pub fn service(&self) -> MemoryEnqueue {
-        MemoryEnqueue {
-            shared: Arc::clone(&self.shared),
-        }
     }
 
     /// The counters now.
@@ -370,238 +375,6 @@ impl DeadLetter {
     }
 }
 
-/// The service [`MemoryQueue::service`] returns: queues each verified delivery.
-///
-/// | answer | when |
-/// |---|---|
-/// | 200 `queued` | queued; the claim now belongs to the queue |
-/// | 503 + `Retry-After` | the queue is full or shutting down; the layer releases the claim |
-/// | 500 | no [`VerifiedEvent`]: not mounted behind the layer |
-#[derive(Clone)]
-pub struct MemoryEnqueue {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for MemoryEnqueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryEnqueue").finish_non_exhaustive()
-    }
-}
-
-impl Service<Request<Body>> for MemoryEnqueue {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = EnqueueFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        EnqueueFuture::ready(self.enqueue(&request))
-    }
-}
-
-impl MemoryEnqueue {
-    fn enqueue(&self, request: &Request<Body>) -> Response {
-        let shared = &self.shared;
-        let Some(event) = request.extensions().get::<VerifiedEvent>().cloned() else {
-            return missing_layer();
-        };
-        let retry_after = Some(retry_after_secs(shared.config.retry_after));
-        if shared.closed.load(Ordering::SeqCst) {
-            shared.counters.add(Counter::Rejected);
-            tracing::debug!(
-                event_id = event.event_id(),
-                "queue shutting down: answered 503"
-            );
-            return text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue shutting down",
-                retry_after,
-            );
-        }
-        // Room first: refused, the claim stays with the layer, which releases it on the 503.
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            shared.counters.add(Counter::Rejected);
-            tracing::warn!(
-                event_id = event.event_id(),
-                capacity = shared.config.capacity,
-                "queue full: answered 503, the sender retries later"
-            );
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "queue full", retry_after);
-        };
-        let claim = request
-            .extensions()
-            .get::<ClaimHandle>()
-            .and_then(ClaimHandle::take);
-        let job = Job {
-            delivery: Delivery::from_request(event, request),
-            claim,
-            attempts: 0,
-            _permit: permit,
-        };
-        let event_id = job.delivery.event.event_id().to_owned();
-        shared.counters.add(Counter::Queued);
-        if shared.sender.try_send(job).is_err() {
-            // Cannot happen (a permit per job, as many permits as slots); if it did, the job
-            // dropped here releases its claim and the 503 makes Vobiz retry.
-            shared.counters.sub(Counter::Queued);
-            shared.counters.add(Counter::Rejected);
-            tracing::error!(%event_id, "queue channel refused a job: answered 503");
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "queue full", retry_after);
-        }
-        shared.counters.add(Counter::Accepted);
-        tracing::debug!(%event_id, "queued");
-        text_response(StatusCode::OK, "queued", None)
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Resolves once the shutdown deadline passed.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
-
-async fn worker<H>(shared: Arc<Shared>, handler: H, index: usize)
-where
-    H: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    H::Error: Into<BoxError>,
-    H::Future: Send + 'static,
-{
-    tracing::debug!(worker = index, "queue worker started");
-    loop {
-        let next = async { shared.receiver.lock().await.recv().await };
-        let job = tokio::select! {
-            biased;
-            () = stopped(shared.stop.subscribe()) => break,
-            job = next => job,
-        };
-        let Some(job) = job else { break };
-        shared.counters.sub(Counter::Queued);
-        process(&shared, handler.clone(), job).await;
-    }
-    tracing::debug!(worker = index, "queue worker stopped");
-}
-
-/// One attempt; then done, another attempt later, or a dead letter.
-async fn process<H>(shared: &Arc<Shared>, handler: H, mut job: Job)
-where
-    H: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    H::Error: Into<BoxError>,
-    H::Future: Send + 'static,
-{
-    let config = &shared.config;
-    job.attempts += 1;
-    let attempt = QueueAttempt {
-        number: job.attempts,
-        max: config.max_attempts,
-    };
-    let request = job.delivery.request(attempt);
-    shared.counters.add(Counter::InProgress);
-    let outcome = tokio::select! {
-        biased;
-        () = stopped(shared.stop.subscribe()) => None,
-        outcome = run_attempt(handler, request, config.handler_timeout) => Some(outcome),
-    };
-    shared.counters.sub(Counter::InProgress);
-    let event_id = job.delivery.event.event_id().to_owned();
-    match outcome {
-        None => give_up(shared, job).await,
-        Some(Ok(())) => {
-            if let Some(claim) = job.claim.take() {
-                let _ = claim.complete().await;
-            }
-            // Counted once settled, so a reader of the metrics sees the claim done.
-            shared.counters.add(Counter::Succeeded);
-            tracing::debug!(%event_id, attempt = job.attempts, "handled");
-        }
-        Some(Err(error)) if job.attempts < config.max_attempts => {
-            let delay = config.backoff.delay(job.attempts);
-            shared.counters.add(Counter::Retried);
-            shared.counters.add(Counter::Queued);
-            tracing::warn!(%event_id, attempt = job.attempts, %error, ?delay, "handler failed; retrying");
-            let shared = Arc::clone(shared);
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    () = stopped(shared.stop.subscribe()) => {
-                        shared.counters.sub(Counter::Queued);
-                        give_up(&shared, job).await;
-                    }
-                    () = tokio::time::sleep(delay) => {
-                        if let Err(error) = shared.sender.try_send(job) {
-                            shared.counters.sub(Counter::Queued);
-                            let job = match error {
-                                mpsc::error::TrySendError::Full(job)
-                                | mpsc::error::TrySendError::Closed(job) => job,
-                            };
-                            give_up(&shared, job).await;
-                        }
-                    }
-                }
-            });
-        }
-        Some(Err(error)) => dead_letter(shared, job, error).await,
-    }
-}
-
-/// Every attempt failed: keep it with its error, log it, and complete the claim so a stray
-/// redelivery does not run the failing handler again.
-async fn dead_letter(shared: &Shared, mut job: Job, error: String) {
-    if let Some(claim) = job.claim.take() {
-        let _ = claim.complete().await;
-    }
-    let event_id = job.delivery.event.event_id();
-    tracing::error!(
-        event_id,
-        event_type = job.delivery.event.event_type().as_str(),
-        attempts = job.attempts,
-        %error,
-        "every attempt failed: event dead-lettered"
-    );
-    {
-        let mut dead = lock(&shared.dead);
-        if shared.config.dead_letter_capacity == 0 {
-            tracing::error!(
-                event_id,
-                "dead-letter list has no room: event dropped after logging"
-            );
-        } else {
-            while dead.len() >= shared.config.dead_letter_capacity {
-                if let Some(old) = dead.pop_front() {
-                    tracing::error!(
-                        event_id = old.event.event_id(),
-                        error = %old.error,
-                        "dead-letter list full: the oldest dead letter dropped"
-                    );
-                }
-            }
-            dead.push_back(DeadLetter {
-                event: job.delivery.event.clone(),
-                attempts: job.attempts,
-                error,
-                at: SystemTime::now(),
-            });
-        }
-    }
-    shared.counters.add(Counter::DeadLettered);
-}
-
-/// The shutdown deadline passed with this event unfinished: release its claim and say so.
-async fn give_up(shared: &Shared, mut job: Job) {
-    let event_id = job.delivery.event.event_id().to_owned();
-    shared.counters.add(Counter::Released);
-    tracing::error!(
-        %event_id,
-        attempts = job.attempts,
-        "shutdown deadline: event acknowledged but not handled; claim released"
-    );
-    if let Some(claim) = job.claim.take() {
-        let _ = claim.release().await;
-    }
-    lock(&shared.released).push(event_id);
 }
