@@ -62,9 +62,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use axum::{routing::post_service, Router};
+/// use axum::{handler::Handler, routing::post_service, Router};
 /// use vobiz_webhooks::queue::RedisQueue;
-/// use vobiz_webhooks::{RedisStore, VobizRouter, VobizWebhookLayer, VerifiedEvent};
+/// use vobiz_webhooks::{RedisStore, VobizWebhookLayer, VerifiedEvent};
 ///
 /// async fn on_message(event: VerifiedEvent) { /* ... */ }
 ///
@@ -79,7 +79,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 ///     .route("/webhooks/vobiz", post_service(queue.service()).layer(layer));
 ///
 /// // Worker processes (or the same one): run the handlers.
-/// let handlers = VobizRouter::new().on_message(on_message).with_state(());
+/// let handlers = on_message.with_state(()); // or a `VobizRouter` with its state
 /// let workers = queue.workers(store).workers(4).max_attempts(5).start(handlers).await?;
 /// // … on shutdown: what is not finished stays pending for another worker.
 /// workers.shutdown(Duration::from_secs(10)).await;
