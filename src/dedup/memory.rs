@@ -16,7 +16,7 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 /// claim.
 ///
 /// It holds at most [`capacity`](MemoryStore::capacity) ids (default
-/// [`DEFAULT_CAPACITY`](MemoryStore::DEFAULT_CAPACITY), one million). When it is full and a new id
+/// [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY), one million). When it is full and a new id
 /// arrives it first drops expired entries, then the completed entries closest to expiry (with
 /// one TTL for all, the oldest completed). It never drops an in-flight claim whose lease is still
 /// running: when the room it needs is held only by live claims, [`claim`](DedupStore::claim)
@@ -116,13 +116,10 @@ const MAX_SHARDS: usize = 64;
 const EVICTION_DIVISOR: usize = 16;
 
 impl MemoryStore {
-    /// The capacity of [`MemoryStore::new`]: one million ids, about 53 MB when full.
-    pub const DEFAULT_CAPACITY: usize = 1_000_000;
-
-    /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
+    /// A store of [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY) ids.
     #[must_use]
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::with_capacity(super::DEFAULT_CAPACITY)
     }
 
     /// A store that remembers at most `capacity` ids (at least one).

@@ -100,6 +100,14 @@ use sha2::{Digest, Sha256};
 
 use crate::signature::decode_hex;
 
+/// The capacity of [`MemoryStore::new`] (and `MokaStore::new`): one million ids, about 53 MB
+/// when a `MemoryStore` is full.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// `RedisStore`'s key prefix unless its `prefix` sets another.
+#[cfg(feature = "redis")]
+pub const DEFAULT_PREFIX: &str = "vobiz:dedup:";
+
 mod memory;
 #[cfg(feature = "moka")]
 mod moka;

@@ -95,13 +95,10 @@ impl Expiry<[u8; 16], Entry> for EntryLife {
 }
 
 impl MokaStore {
-    /// The capacity of [`MokaStore::new`]: one million ids.
-    pub const DEFAULT_CAPACITY: u64 = 1_000_000;
-
-    /// A store of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) ids.
+    /// A store of [`DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY) ids.
     #[must_use]
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::with_capacity(super::DEFAULT_CAPACITY as u64)
     }
 
     /// A store that remembers at most about `capacity` ids (moka evicts in the background, so

@@ -66,9 +66,6 @@ end
 return 0";
 
 impl RedisStore {
-    /// The key prefix unless [`prefix`](Self::prefix) sets another.
-    pub const DEFAULT_PREFIX: &'static str = "vobiz:dedup:";
-
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`
     /// where the `redis` crate's TLS features are on).
     ///
@@ -99,11 +96,11 @@ impl RedisStore {
     pub fn from_manager(connection: ConnectionManager) -> RedisStore {
         RedisStore {
             connection,
-            prefix: Arc::from(Self::DEFAULT_PREFIX),
+            prefix: Arc::from(super::DEFAULT_PREFIX),
         }
     }
 
-    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`](Self::DEFAULT_PREFIX).
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX).
     #[must_use]
     pub fn prefix(mut self, prefix: impl AsRef<str>) -> RedisStore {
         self.prefix = Arc::from(prefix.as_ref());

@@ -227,14 +227,6 @@ struct Job {
 }
 
 impl MemoryQueue {
-    /// The module constant [`queue::DEFAULT_CAPACITY`](super::DEFAULT_CAPACITY), kept here too.
-    pub const DEFAULT_CAPACITY: usize = super::DEFAULT_CAPACITY;
-    /// The module constant [`queue::DEFAULT_WORKERS`](super::DEFAULT_WORKERS), kept here too.
-    pub const DEFAULT_WORKERS: usize = super::DEFAULT_WORKERS;
-    /// The module constant
-    /// [`queue::DEFAULT_DEAD_LETTER_CAPACITY`](super::DEFAULT_DEAD_LETTER_CAPACITY), kept here too.
-    pub const DEFAULT_DEAD_LETTER_CAPACITY: usize = super::DEFAULT_DEAD_LETTER_CAPACITY;
-
     /// A builder with the defaults.
     #[must_use]
     pub fn builder() -> MemoryQueueBuilder {

@@ -114,13 +114,6 @@ impl Keys {
 }
 
 impl RedisQueue {
-    /// The module constant [`queue::DEFAULT_PREFIX`](DEFAULT_PREFIX), kept here too.
-    pub const DEFAULT_PREFIX: &'static str = DEFAULT_PREFIX;
-    /// The module constant [`queue::DEFAULT_GROUP`](DEFAULT_GROUP), kept here too.
-    pub const DEFAULT_GROUP: &'static str = DEFAULT_GROUP;
-    /// The module constant [`queue::DEFAULT_MAX_LEN`](DEFAULT_MAX_LEN), kept here too.
-    pub const DEFAULT_MAX_LEN: u64 = DEFAULT_MAX_LEN;
-
     /// Connects to the Redis at `url`.
     ///
     /// # Errors
