@@ -53,7 +53,10 @@ impl<S> VobizWebhook<S, MemoryStore> {
             ),
         }
     }
+}
 
+// Not generic over the inner service, so `VobizWebhook::layer(secret)` needs no turbofish.
+impl VobizWebhook<()> {
     /// The layer that wraps services in `VobizWebhook`: [`VobizWebhookLayer::new`].
     ///
     /// # Panics
@@ -275,5 +278,25 @@ fn reject(config: &Config, rejection: Rejection) -> Response {
             response
         }
         None => rejection.into_response_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_wraps_and_hands_back_its_inner_service() {
+        let mut service = VobizWebhook::new(7_u8, "secret");
+        assert_eq!(*service.get_ref(), 7);
+        *service.get_mut() = 8;
+        assert_eq!(service.into_inner(), 8);
+        assert_eq!(VobizWebhook::layer("secret").layer(9_u8).into_inner(), 9);
+    }
+
+    #[test]
+    #[should_panic(expected = "VobizWebhookLayer::try_new")]
+    fn an_empty_secret_panics_in_new_naming_try_new() {
+        let _ = VobizWebhook::new((), "");
     }
 }
