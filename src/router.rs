@@ -156,11 +156,13 @@ where
     S: Clone + Send + Sync + 'static,
 {
     /// A router with no handlers: every event goes to the default fallback (200, logged).
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Handles `message.inbound`.
+    #[must_use]
     pub fn on_message<H, T>(mut self, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -171,6 +173,7 @@ where
     }
 
     /// Handles `message.status`.
+    #[must_use]
     pub fn on_status<H, T>(mut self, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -182,6 +185,7 @@ where
 
     /// Handles one event type by its wire name: `"call.connect"`, `"message.inbound"`, or a type
     /// this crate does not know yet. Beats [`on_call`](Self::on_call) for that call event.
+    #[must_use]
     pub fn on<H, T>(mut self, event_type: &str, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -198,6 +202,7 @@ where
     }
 
     /// Handles every `call.*` event that has no handler of its own.
+    #[must_use]
     pub fn on_call<H, T>(mut self, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -208,6 +213,7 @@ where
     }
 
     /// Handles every event no other handler takes (default: 200, logged at `info`).
+    #[must_use]
     pub fn fallback<H, T>(mut self, handler: H) -> Self
     where
         H: Handler<T, S>,
@@ -218,6 +224,7 @@ where
     }
 
     /// Supplies the state, giving a router that needs none: a tower [`Service`] of its own.
+    #[must_use]
     pub fn with_state<S2>(self, state: S) -> VobizRouter<S2>
     where
         S2: Send + 'static,

@@ -1,0 +1,352 @@
+//! The tower layer that verifies, bounds and parses every delivery before the handler runs.
+//!
+//! Cut by role, as tower-http cuts its middleware: this file holds the defaults and the layer (its
+//! configuration and builder); [`service`] the request's way through; [`verify`] the checks
+//! that need no I/O; [`body`] the buffering; [`future`] the response future. The claim's life
+//! (claim, lease, settle, release) is the `claim` module's.
+
+mod body;
+mod future;
+mod service;
+mod verify;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_core::response::Response;
+use tower_layer::Layer;
+
+use crate::claim::{Dedup, Terms};
+use crate::dedup::{DedupStore, MemoryStore};
+use crate::rejection::Rejection;
+use crate::signature::{EmptySecret, Secret, Verifier};
+
+pub use self::future::ResponseFuture;
+pub use self::service::VobizWebhook;
+use self::verify::Freshness;
+
+/// The default body limit: 4 MiB (Meta allows 3 MB payloads, plus the envelope).
+pub const DEFAULT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How long the body may take to arrive once the headers are in (default 30 s).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a claim lives before another delivery may take it over (default 60 s).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a handled `event_id` is remembered (default 24 h).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a dedup store may take to answer before the delivery gets a 503 (default 2 s).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `Retry-After` of 409 and 503 answers (default 5 s).
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
+
+/// A [`Layer`] that receives Vobiz webhooks: it verifies the signature, bounds and buffers the
+/// body, parses the envelope and hands the inner service a [`VerifiedEvent`](crate::VerifiedEvent).
+///
+/// Apply it to the webhook route only (`route(..).layer(..)` or `route_layer`): it refuses every
+/// request that Vobiz did not sign.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
+///
+/// async fn handle(event: VobizEvent) {
+///     // verified, typed
+/// }
+///
+/// let app: Router = Router::new().route(
+///     "/webhooks/vobiz",
+///     post(handle).layer(VobizWebhookLayer::new("your-shared-secret")),
+/// );
+/// ```
+///
+/// What it answers on its own, without calling the inner service:
+///
+/// | status | when |
+/// |---|---|
+/// | 401 | `X-Webhook-Signature` missing, not 64 hex digits, or not matching any secret |
+/// | 413 | the body (declared or streamed) is over the limit |
+/// | 408 | the body did not arrive within the body timeout |
+/// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
+/// | 409 | the same `event_id` is being handled right now (`Retry-After`) |
+/// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
+pub struct VobizWebhookLayer<D = MemoryStore> {
+    config: Arc<Config>,
+    dedup: Dedup<D>,
+}
+
+impl<D> Clone for VobizWebhookLayer<D> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            dedup: self.dedup.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Config {
+    verifier: Verifier,
+    body_limit: usize,
+    body_timeout: Duration,
+    freshness: Option<Freshness>,
+    on_rejection: Option<RejectionHandler>,
+    /// Lease, TTL and store timeout: what the claim module needs of the configuration.
+    claim: Terms,
+    retry_after: Duration,
+    fail_open: bool,
+}
+
+impl VobizWebhookLayer<MemoryStore> {
+    /// A layer that verifies deliveries signed with `secret` and deduplicates them in process
+    /// ([`MemoryStore`] with its default capacity).
+    ///
+    /// # Panics
+    ///
+    /// When `secret` is empty. Use [`try_new`](Self::try_new) for a secret read at run time
+    /// that may be missing.
+    #[must_use]
+    #[track_caller]
+    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+        match Self::try_new(secret) {
+            Ok(layer) => layer,
+            Err(EmptySecret) => panic!(
+                "VobizWebhookLayer::new: the webhook secret is empty; \
+                 use VobizWebhookLayer::try_new to handle that as an error"
+            ),
+        }
+    }
+
+    /// Like [`new`](Self::new), but returns an error instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`EmptySecret`] when `secret` is empty.
+    pub fn try_new(secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
+        Ok(Self::from_verifier(Verifier::from_secret(Secret::new(
+            secret,
+        )?)))
+    }
+
+    /// A layer that verifies with every secret of `verifier` and deduplicates in process.
+    #[must_use]
+    pub fn from_verifier(verifier: Verifier) -> Self {
+        Self {
+            config: Arc::new(Config {
+                verifier,
+                body_limit: DEFAULT_BODY_LIMIT,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
+                freshness: None,
+                on_rejection: None,
+                claim: Terms {
+                    lease: DEFAULT_LEASE,
+                    ttl: DEFAULT_TTL,
+                    store_timeout: DEFAULT_STORE_TIMEOUT,
+                },
+                retry_after: DEFAULT_RETRY_AFTER,
+                fail_open: false,
+            }),
+            dedup: Dedup::new(MemoryStore::new()),
+        }
+    }
+}
+
+impl<D> VobizWebhookLayer<D> {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Also accepts deliveries signed with `secret`: the other side of a rotation.
+    ///
+    /// Vobiz rotates a secret by creating a new subscription and deleting the old one; deploy
+    /// with both secrets, then drop the old one once its subscription is deleted.
+    ///
+    /// # Panics
+    ///
+    /// When `secret` is empty; [`try_secret`](Self::try_secret) returns the error instead.
+    #[must_use]
+    #[track_caller]
+    pub fn secret(self, secret: impl AsRef<[u8]>) -> Self {
+        match self.try_secret(secret) {
+            Ok(layer) => layer,
+            Err(EmptySecret) => panic!(
+                "VobizWebhookLayer::secret: the webhook secret is empty; \
+                 use VobizWebhookLayer::try_secret to handle that as an error"
+            ),
+        }
+    }
+
+    /// Like [`secret`](Self::secret), but returns an error instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`EmptySecret`] when `secret` is empty.
+    pub fn try_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
+        let secret = Secret::new(secret)?;
+        self.config_mut().verifier.push(secret);
+        Ok(self)
+    }
+
+    /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`], 4 MiB).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.config_mut().body_limit = bytes;
+        self
+    }
+
+    /// How long the body may take to arrive after the headers (default [`DEFAULT_BODY_TIMEOUT`],
+    /// 30 s). A client that trickles its body is answered 408 ([`Rejection::BodyTimeout`]) and
+    /// its buffer freed, instead of holding both for as long as it likes. A body that is
+    /// complete when the layer first looks (a webhook's usually is) makes no timer.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().body_timeout = timeout;
+        self
+    }
+
+    /// Refuses deliveries whose `occurred_at` is older than `max_age` or more than
+    /// `max_future_skew` ahead of this machine's clock, or missing. Off by default: Vobiz
+    /// documents no replay window for this leg and retries may come late.
+    #[must_use]
+    pub fn freshness(mut self, max_age: Duration, max_future_skew: Duration) -> Self {
+        self.config_mut().freshness = Some(Freshness {
+            max_age,
+            max_future_skew,
+        });
+        self
+    }
+
+    /// Deduplicates through `store` instead of the in-process default, e.g. a `RedisStore` shared
+    /// by every replica of the app.
+    #[must_use]
+    pub fn store<D2: DedupStore>(self, store: D2) -> VobizWebhookLayer<D2> {
+        VobizWebhookLayer {
+            config: self.config,
+            dedup: Dedup::new(store),
+        }
+    }
+
+    /// How long a claim holds before another delivery of the same id may run the handler
+    /// (default [`DEFAULT_LEASE`], 60 s). Make it longer than your slowest handler: a handler
+    /// still running when its lease ends is cancelled (its future is dropped) and the delivery
+    /// answered 503 + `Retry-After` ([`Rejection::LeaseExpired`]), so it never runs alongside a
+    /// retry that claims the expired id. Work the handler spawned itself is not cancelled.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config_mut().claim.lease = lease;
+        self
+    }
+
+    /// How long a handled `event_id` is remembered (default [`DEFAULT_TTL`], 24 h). A retry
+    /// after the TTL runs the handler again.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config_mut().claim.ttl = ttl;
+        self
+    }
+
+    /// How long the store may take per operation (default [`DEFAULT_STORE_TIMEOUT`], 2 s)
+    /// before the delivery is answered 503.
+    #[must_use]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().claim.store_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` sent with 409 (in flight) and 503 (store unavailable) answers
+    /// (default [`DEFAULT_RETRY_AFTER`], 5 s; rounded up to whole seconds).
+    #[must_use]
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.config_mut().retry_after = delay;
+        self
+    }
+
+    /// Resolves once the store work this layer (and its clones) left running behind responses
+    /// has finished: completions a networked store acknowledges after the 200, releases of claims
+    /// whose request was dropped, claims that landed after their timeout.
+    ///
+    /// Await it after the server has shut down gracefully and before the runtime ends, so that
+    /// the last deliveries are recorded as done in the store (for how long: your shutdown
+    /// grace; each piece of work is bounded by the store timeout). With an in-process store
+    /// there is nothing to wait for.
+    ///
+    /// ```no_run
+    /// # async fn run(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use axum::{routing::post, Router};
+    /// use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
+    ///
+    /// let layer = VobizWebhookLayer::new("your-shared-secret");
+    /// let app = Router::new().route("/webhooks/vobiz", post(|_: VobizEvent| async {}).layer(layer.clone()));
+    /// axum::serve(listener, app).with_graceful_shutdown(async { /* Ctrl-C */ }).await?;
+    /// let _ = tokio::time::timeout(Duration::from_secs(5), layer.settled()).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn settled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let background = self.dedup.background().clone();
+        async move { background.idle().await }
+    }
+
+    /// When the store fails or times out, run the handler anyway instead of answering 503.
+    ///
+    /// Off by default (fail closed): a handler that runs without a claim may run twice. Every
+    /// delivery handled this way logs a warning.
+    #[must_use]
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.config_mut().fail_open = fail_open;
+        self
+    }
+
+    /// Replaces the default rejection responses (status + short `text/plain` reason).
+    ///
+    /// The layer still inserts the [`Rejection`] into the response's extensions.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use vobiz_webhooks::VobizWebhookLayer;
+    ///
+    /// let layer = VobizWebhookLayer::new("secret").on_rejection(|rejection| {
+    ///     (rejection.status(), axum::Json(serde_json::json!({ "error": rejection.body_text() })))
+    ///         .into_response()
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on_rejection<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Rejection) -> Response + Send + Sync + 'static,
+    {
+        self.config_mut().on_rejection = Some(Arc::new(handler));
+        self
+    }
+}
+
+impl<D> fmt::Debug for VobizWebhookLayer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VobizWebhookLayer")
+            .field("secrets", &self.config.verifier.len())
+            .field("body_limit", &self.config.body_limit)
+            .field("freshness", &self.config.freshness)
+            .field("custom_rejections", &self.config.on_rejection.is_some())
+            .field("store", &std::any::type_name::<D>())
+            .field("lease", &self.config.claim.lease)
+            .field("ttl", &self.config.claim.ttl)
+            .field("store_timeout", &self.config.claim.store_timeout)
+            .field("fail_open", &self.config.fail_open)
+            .finish()
+    }
+}
+
+impl<S, D> Layer<S> for VobizWebhookLayer<D> {
+    type Service = VobizWebhook<S, D>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        VobizWebhook::from_parts(inner, Arc::clone(&self.config), self.dedup.clone())
+    }
+}
