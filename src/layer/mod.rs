@@ -77,6 +77,39 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
 /// | 409 | the same `event_id` is being handled right now (`Retry-After`) |
 /// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
+///
+/// Each answer carries the typed [`Rejection`] in its extensions; [`Rejection`] documents every
+/// variant with its status.
+///
+/// # Configuration
+///
+/// Every setting has a default ([`DEFAULT_BODY_LIMIT`] and its siblings); change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::response::IntoResponse;
+/// use vobiz_webhooks::{MemoryStore, VobizWebhookLayer};
+///
+/// let layer = VobizWebhookLayer::new("old-secret") // the secret of your subscription
+///     .secret("new-secret")                        // rotation: both verify meanwhile
+///     .body_limit(1024 * 1024)                     // default 4 MiB → 413 above it
+///     .body_timeout(Duration::from_secs(30))       // body slower than this → 408
+///     .freshness(Duration::from_secs(3600), Duration::from_secs(60)) // opt-in, off by default
+///     .store(MemoryStore::with_capacity(100_000))  // default: MemoryStore, 1 M ids
+///     .lease(Duration::from_secs(60))              // claim lifetime, > your slowest handler
+///     .ttl(Duration::from_secs(24 * 3600))         // how long handled ids are remembered
+///     .store_timeout(Duration::from_secs(2))       // store slower than this → 503
+///     .retry_after(Duration::from_secs(5))         // Retry-After of 409 and 503
+///     .on_rejection(|rejection| rejection.clone().into_response_default());
+/// ```
+///
+/// # Secret rotation
+///
+/// Vobiz rotates a secret by creating a new subscription (new secret) and deleting the old one,
+/// so for a while both sign deliveries. Deploy with both secrets ([`secret`](Self::secret), or
+/// `VOBIZ_WEBHOOK_SECRET=old,new` for the example server), switch the subscription, then drop
+/// the old secret; the subscription client automates the Vobiz side (`client::Rotation`). An
+/// empty secret is refused at construction, and `Debug` never prints a secret.
 pub struct VobizWebhookLayer<D = MemoryStore> {
     config: Arc<Config>,
     dedup: Dedup<D>,
