@@ -152,8 +152,8 @@ pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::{CallEvent, InboundEvent, StatusEvent, VobizEvent};
 pub use extract::{EventKindRejection, MissingVobizLayer};
 pub use layer::{
-    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_LEASE, DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
+    ResponseFuture, VobizWebhook, VobizWebhookLayer, DEFAULT_BODY_BUDGET, DEFAULT_BODY_LIMIT,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_LEASE, DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
 };
 pub use rejection::Rejection;
 #[cfg(feature = "router")]

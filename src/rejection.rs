@@ -72,6 +72,14 @@ pub enum Rejection {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// Too many bodies whose signature is not yet checked are being received at once: this one
+    /// does not fit in the layer's budget for them (503 + `Retry-After`, body never read).
+    ///
+    /// See [`VobizWebhookLayer::body_budget`](crate::VobizWebhookLayer::body_budget).
+    BodyBudgetExhausted {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// The dedup store failed or timed out; failing closed (503 + `Retry-After`).
     StoreUnavailable {
         /// What the store said.
@@ -97,9 +105,9 @@ impl Rejection {
             | Self::Stale
             | Self::FromTheFuture => StatusCode::BAD_REQUEST,
             Self::InFlight { .. } => StatusCode::CONFLICT,
-            Self::StoreUnavailable { .. } | Self::LeaseExpired { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable { .. }
+            | Self::LeaseExpired { .. }
+            | Self::BodyBudgetExhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -113,7 +121,8 @@ impl Rejection {
         match self {
             Self::InFlight { retry_after }
             | Self::StoreUnavailable { retry_after, .. }
-            | Self::LeaseExpired { retry_after, .. } => Some(*retry_after),
+            | Self::LeaseExpired { retry_after, .. }
+            | Self::BodyBudgetExhausted { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -159,6 +168,9 @@ impl fmt::Display for Rejection {
             }
             Self::StoreUnavailable { .. } => {
                 f.write_str("deduplication store unavailable; retry later")
+            }
+            Self::BodyBudgetExhausted { .. } => {
+                f.write_str("too many unverified request bodies at once; retry later")
             }
             Self::LeaseExpired { lease, .. } => write!(
                 f,

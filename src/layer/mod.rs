@@ -6,6 +6,7 @@
 //! (claim, lease, settle, release) is the `claim` module's.
 
 mod body;
+mod budget;
 mod future;
 mod service;
 mod verify;
@@ -23,6 +24,7 @@ use crate::dedup::{DedupStore, MemoryStore};
 use crate::rejection::Rejection;
 use crate::signature::{EmptySecret, Secret, Verifier};
 
+use self::budget::Budget;
 pub use self::future::ResponseFuture;
 pub use self::service::VobizWebhook;
 use self::verify::Freshness;
@@ -41,6 +43,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long a dedup store may take to answer before the delivery gets a 503 (default 2 s).
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the layer may buffer at once, across all requests, of bodies whose signature it has not
+/// checked yet (default 64 MiB). See [`VobizWebhookLayer::body_budget`].
+pub const DEFAULT_BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// The `Retry-After` of 409 and 503 answers (default 5 s).
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -74,6 +80,7 @@ type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response + Send + Sync>;
 /// | 401 | `X-Webhook-Signature` missing, not 64 hex digits, or not matching any secret |
 /// | 413 | the body (declared or streamed) is over the limit |
 /// | 408 | the body did not arrive within the body timeout |
+/// | 503 | the bodies not yet verified, across all requests, would pass the [`body_budget`](Self::body_budget) (`Retry-After`) |
 /// | 400 | unreadable body, invalid UTF-8, malformed JSON, no `event_id`/`event_type`, `X-Webhook-Event` ≠ `event_type`, or a failed freshness check |
 /// | 409 | the same `event_id` is being handled right now (`Retry-After`) |
 /// | 503 | the dedup store failed or timed out, or the handler outlived its lease (`Retry-After`) |
@@ -129,6 +136,8 @@ struct Config {
     verifier: Verifier,
     body_limit: usize,
     body_timeout: Duration,
+    /// Shared by every clone of the layer (the budget is behind an `Arc`).
+    body_budget: Option<Budget>,
     freshness: Option<Freshness>,
     on_rejection: Option<RejectionHandler>,
     /// Lease, TTL and store timeout: what the claim module needs of the configuration.
@@ -176,6 +185,7 @@ impl VobizWebhookLayer<MemoryStore> {
                 verifier,
                 body_limit: DEFAULT_BODY_LIMIT,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
+                body_budget: Some(Budget::new(DEFAULT_BODY_BUDGET)),
                 freshness: None,
                 on_rejection: None,
                 claim: Terms {
@@ -241,6 +251,25 @@ impl<D> VobizWebhookLayer<D> {
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().body_timeout = timeout;
+        self
+    }
+
+    /// The most bytes the layer buffers at once, across all requests and every clone of this
+    /// layer, for bodies whose signature it has not checked yet (default
+    /// [`DEFAULT_BODY_BUDGET`], 64 MiB); `None` turns the bound off.
+    ///
+    /// The body limit bounds one request; this bounds them all, so that clients without the
+    /// secret cannot make the server hold gigabytes by each sending all but the last byte of a
+    /// large body. Each request reserves its declared `Content-Length` (the body limit when it
+    /// declares none) before a byte is read, and gives it back once its signature is checked. A
+    /// request that does not fit is refused at once with 503 + `Retry-After`
+    /// ([`Rejection::BodyBudgetExhausted`]): Vobiz retries, so nothing is lost, and a server
+    /// under such a flood keeps room for the small bodies real deliveries have, since large
+    /// ones stop fitting first. A body larger than the whole budget is received when nothing
+    /// else is reserved. Give each layer its own budget by calling this on each.
+    #[must_use]
+    pub fn body_budget(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.config_mut().body_budget = bytes.into().map(Budget::new);
         self
     }
 
@@ -365,6 +394,10 @@ impl<D> fmt::Debug for VobizWebhookLayer<D> {
         f.debug_struct("VobizWebhookLayer")
             .field("secrets", &self.config.verifier.len())
             .field("body_limit", &self.config.body_limit)
+            .field(
+                "body_budget",
+                &self.config.body_budget.as_ref().map(Budget::capacity),
+            )
             .field("freshness", &self.config.freshness)
             .field("custom_rejections", &self.config.on_rejection.is_some())
             .field("store", &std::any::type_name::<D>())

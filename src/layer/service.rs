@@ -14,6 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::read_body;
+use super::budget::Reservation;
 use super::future::ResponseFuture;
 use super::verify::{check_headers, verify};
 use super::{Config, VobizWebhookLayer};
@@ -140,15 +141,41 @@ where
         let config = Arc::clone(&self.config);
 
         // Step 1: refuse cheaply, before a byte of the body is read.
-        let tag = match check_headers(request.headers(), config.body_limit) {
-            Ok(tag) => tag,
-            Err(rejection) => {
-                let response = reject(&config, rejection);
-                return ResponseFuture::ready(response);
+        let checked = match check_headers(request.headers(), config.body_limit) {
+            Ok(checked) => checked,
+            Err(rejection) => return ResponseFuture::ready(reject(&config, rejection)),
+        };
+        // Room for the body among all those not yet verified; refused at once when there is
+        // none, while the sender can still be told to come back. The body's own bound (hyper
+        // knows it from `Content-Length`, and that an empty body is empty) before the header's;
+        // a body of unknown length may grow to the limit.
+        let reservation = match &config.body_budget {
+            None => None,
+            Some(budget) => {
+                let upper = http_body::Body::size_hint(request.body()).upper();
+                let size = upper
+                    .and_then(|upper| usize::try_from(upper).ok())
+                    .or(checked.declared)
+                    .map_or(config.body_limit, |size| size.min(config.body_limit));
+                match budget.try_reserve(size) {
+                    Some(reservation) => Some(reservation),
+                    None => {
+                        let retry_after = retry_after_secs(config.retry_after);
+                        let rejection = Rejection::BodyBudgetExhausted { retry_after };
+                        return ResponseFuture::ready(reject(&config, rejection));
+                    }
+                }
             }
         };
         let dedup = self.dedup.clone();
-        ResponseFuture::new(handle(inner, config, dedup, request, tag))
+        ResponseFuture::new(handle(
+            inner,
+            config,
+            dedup,
+            request,
+            checked.tag,
+            reservation,
+        ))
     }
 }
 
@@ -159,6 +186,7 @@ async fn handle<S, D, ReqBody, ResBody>(
     dedup: Dedup<D>,
     request: Request<ReqBody>,
     tag: [u8; TAG_LEN],
+    reservation: Option<Reservation>,
 ) -> Result<Response, S::Error>
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>>,
@@ -183,6 +211,8 @@ where
         body,
         OffsetDateTime::now_utc,
     );
+    // Checked, verified or not: the body no longer counts against the budget.
+    drop(reservation);
     let verified = match verified {
         Ok(verified) => verified,
         Err(rejection) => return Ok(reject(&config, rejection)),

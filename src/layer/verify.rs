@@ -25,10 +25,17 @@ pub(super) struct Freshness {
     pub(super) max_future_skew: Duration,
 }
 
+/// What step 1 learned from the headers.
+#[derive(Debug)]
+pub(super) struct Checked {
+    /// The signature's tag, for [`verify`]: the header is decoded once.
+    pub(super) tag: [u8; TAG_LEN],
+    /// The declared `Content-Length`, within the limit; `None` when there is none.
+    pub(super) declared: Option<usize>,
+}
+
 /// Step 1: signature header present and well formed; declared length within the limit.
-///
-/// Returns the signature's tag for [`verify`], so the header is decoded once.
-pub(super) fn check_headers(headers: &HeaderMap, limit: usize) -> Result<[u8; TAG_LEN], Rejection> {
+pub(super) fn check_headers(headers: &HeaderMap, limit: usize) -> Result<Checked, Rejection> {
     // One pass over the few headers of a delivery: cheaper than hashing each custom name.
     let mut signature = None;
     let mut content_length = None;
@@ -43,17 +50,19 @@ pub(super) fn check_headers(headers: &HeaderMap, limit: usize) -> Result<[u8; TA
     }
     let value = signature.ok_or(Rejection::MissingSignature)?;
     let tag = parse_signature(value.as_bytes()).map_err(|_| Rejection::MalformedSignature)?;
-    if let Some(length) = content_length {
-        let declared = length
-            .to_str()
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok());
-        // An unparsable Content-Length is hyper's to refuse; here only the limit matters.
-        if declared.is_some_and(|declared| declared > limit as u64) {
-            return Err(Rejection::PayloadTooLarge { limit });
+    // An unparsable Content-Length is hyper's to refuse; here only the limit matters.
+    let declared = content_length
+        .and_then(|length| length.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    let declared = match declared {
+        Some(declared) if declared > limit as u64 => {
+            return Err(Rejection::PayloadTooLarge { limit })
         }
-    }
-    Ok(tag)
+        // Within the limit, so within `usize`.
+        Some(declared) => usize::try_from(declared).ok(),
+        None => None,
+    };
+    Ok(Checked { tag, declared })
 }
 
 /// Steps 3–5: verify `tag` (from [`check_headers`]) over the exact `body`, read the envelope,
@@ -146,7 +155,7 @@ mod tests {
         freshness: Option<Freshness>,
         now: OffsetDateTime,
     ) -> Result<VerifiedEvent, Rejection> {
-        let tag = check_headers(headers, 4096)?;
+        let tag = check_headers(headers, 4096)?.tag;
         let body = Bytes::copy_from_slice(body.as_bytes());
         verify(&verifier(), freshness, headers, &tag, body, || now)
     }
@@ -200,14 +209,20 @@ mod tests {
         assert!(
             matches!(rejection, Rejection::PayloadTooLarge { limit } if limit == BODY.len() - 1)
         );
-        assert!(check_headers(&headers, BODY.len()).is_ok(), "at the limit");
+        let at_limit = check_headers(&headers, BODY.len()).expect("at the limit");
+        assert_eq!(
+            at_limit.declared,
+            Some(BODY.len()),
+            "kept for the body budget"
+        );
     }
 
     #[test]
     fn an_unparsable_content_length_is_left_to_hyper() {
         let mut headers = headers(BODY);
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("lots"));
-        assert!(check_headers(&headers, 1).is_ok());
+        let checked = check_headers(&headers, 1).expect("not refused here");
+        assert_eq!(checked.declared, None, "reserved as the whole limit");
     }
 
     #[test]
@@ -261,7 +276,7 @@ mod tests {
 
     #[test]
     fn without_freshness_the_clock_is_not_read() {
-        let tag = check_headers(&headers(BODY), 4096).expect("headers");
+        let tag = check_headers(&headers(BODY), 4096).expect("headers").tag;
         let body = Bytes::from_static(BODY.as_bytes());
         let verified = verify(&verifier(), None, &headers(BODY), &tag, body, || {
             panic!("no clock read without a freshness check")
