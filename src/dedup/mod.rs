@@ -59,8 +59,23 @@
 //!   per id (`prefix` + 32 hex digits; default prefix `vobiz:dedup:`). `RedisStore::new(url)`
 //!   connects with fail-fast settings (1 s connect, 1 s response) and reconnects by itself when
 //!   Redis is back; `RedisStore::from_manager(..)` takes a `ConnectionManager` you configured
-//!   (TLS, auth, timeouts). Run Redis with `maxmemory-policy noeviction`: every eviction policy
-//!   can drop a live claim, and a dropped claim lets a retry run the handler beside the first.
+//!   (TLS, auth, timeouts). `new` asks the server its version and refuses one older than 7.0
+//!   by name, instead of failing every claim later.
+//!
+//! What Redis must promise for "never twice" to hold:
+//!
+//! - **`maxmemory-policy noeviction`.** Every eviction policy (`volatile-ttl` first of all:
+//!   live claims have the shortest TTLs) can drop a live claim or a done mark, and then a retry
+//!   runs the handler beside or after the first run. With `noeviction` a full Redis refuses
+//!   writes instead: claims fail, the layer answers 503 and Vobiz retries later.
+//! - **Persistence, if "done" must survive a restart:** `appendonly yes` with
+//!   `appendfsync everysec` loses at most about a second of claims and done marks on a crash;
+//!   without persistence a restarted Redis forgets every done mark, and a redelivery of an event
+//!   handled before the restart runs the handler again.
+//! - **Replication is asynchronous.** On a failover the new primary may lack the last claims
+//!   and done marks the old one acknowledged, so a redelivery arriving then may run again. That
+//!   is a limit of Redis replication, not something a client can close: keep handlers
+//!   idempotent on WhatsApp's own ids (`wamid`, call ids) where a second run would hurt.
 //!
 //! `Arc<S>` is a `DedupStore` when `S` is, so one store can serve several layers. Every backend
 //! passes the same conformance suite (`tests/` in the repository).

@@ -76,7 +76,9 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] when the URL is invalid or the first connection fails.
+    /// A [`StoreError`] when the URL is invalid or the first connection fails, and one of kind
+    /// [`Protocol`](crate::StoreErrorKind::Protocol) naming the server's version when it is
+    /// older than Redis 7.0: every claim would fail there.
     pub async fn new(url: &str) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url).map_err(store_error)?;
         let config = ConnectionManagerConfig::new()
@@ -85,13 +87,17 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config)
+        let mut connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(store_error)?;
+        require_redis_7(&mut connection).await?;
         Ok(Self::from_manager(connection))
     }
 
     /// A store over a connection manager you configured (timeouts, retries, TLS, auth).
+    ///
+    /// Unlike [`new`](Self::new) it does not ask the server its version: the store needs
+    /// Redis ≥ 7.0 (or Valkey), whose `SET … NX GET` the claim is.
     #[must_use]
     pub fn from_manager(connection: ConnectionManager) -> RedisStore {
         RedisStore {
@@ -118,6 +124,47 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// The oldest Redis the crate works with: 7.0 brought `SET … NX GET` (the claim) and the
+/// `XAUTOCLAIM` reply the queue reads.
+const MINIMUM_VERSION: (u32, u32) = (7, 0);
+
+/// Asks the server its version and refuses one older than [`MINIMUM_VERSION`], so an old Redis
+/// is named at start instead of failing every delivery with 503.
+pub(crate) async fn require_redis_7(
+    connection: &mut impl redis::aio::ConnectionLike,
+) -> Result<(), StoreError> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(connection)
+        .await
+        .map_err(store_error)?;
+    check_version(&info)
+}
+
+/// The decision of [`require_redis_7`] on an `INFO server` reply.
+fn check_version(info: &str) -> Result<(), StoreError> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim);
+    let parsed = version.and_then(|version| {
+        let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    match parsed {
+        Some(found) if found >= MINIMUM_VERSION => Ok(()),
+        _ => Err(StoreError::new(
+            StoreErrorKind::Protocol,
+            format!(
+                "Redis {} is too old: vobiz-webhooks needs Redis >= {}.{} (SET NX GET, XAUTOCLAIM)",
+                version.unwrap_or("of unknown version"),
+                MINIMUM_VERSION.0,
+                MINIMUM_VERSION.1
+            ),
+        )),
     }
 }
 
@@ -235,6 +282,26 @@ impl DedupStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_7_and_later_pass_the_version_check() {
+        for version in ["7.0.0", "7.0.15", "7.2.4", "8.0.1", "10.1.0"] {
+            let info = format!("# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n");
+            assert!(check_version(&info).is_ok(), "{version}");
+        }
+    }
+
+    #[test]
+    fn older_or_unknown_versions_are_refused_by_name() {
+        for version in ["6.2.14", "5.0.7", "garbage", ""] {
+            let info = format!("redis_version:{version}\r\n");
+            let error = check_version(&info).expect_err(version);
+            assert_eq!(error.kind(), StoreErrorKind::Protocol);
+            let text = format!("{error} {:?}", std::error::Error::source(&error));
+            assert!(text.contains(">= 7.0"), "{text}");
+        }
+        assert!(check_version("# Server\r\n").is_err(), "no version line");
+    }
 
     #[test]
     fn tokens_are_32_hex_digits_and_never_done() {

@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use redis::RedisError;
 
 use super::{Counters, QueueMetrics, DEFAULT_QUEUE_RETRY_AFTER};
-use crate::dedup::redis::store_error;
+use crate::dedup::redis::{require_redis_7, store_error};
 use crate::dedup::{DedupStore, StoreError};
 
 mod consumer;
@@ -129,11 +129,13 @@ impl RedisQueue {
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] when the first connection fails.
+    /// A [`StoreError`] when the first connection fails, or when the server is older than
+    /// Redis 7.0 (the error names its version).
     pub async fn from_client(client: redis::Client) -> Result<RedisQueue, StoreError> {
-        let connection = ConnectionManager::new(client.clone())
+        let mut connection = ConnectionManager::new(client.clone())
             .await
             .map_err(store_error)?;
+        require_redis_7(&mut connection).await?;
         Ok(RedisQueue {
             client,
             connection,
