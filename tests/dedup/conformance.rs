@@ -2,7 +2,6 @@
 //! over the store, and run against `MemoryStore`, `MokaStore` (feature `moka`) and `RedisStore`
 //! (feature `redis`; skipped loudly without a Redis unless `CI=true`).
 
-
 use std::time::Duration;
 
 use crate::support::fresh_key;

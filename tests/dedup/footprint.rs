@@ -13,7 +13,6 @@
 //! time the thread spent preempted). The MemoryStore test then also measures the steady state
 //! of a full store: another million new ids, each one making room.
 
-
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

@@ -1,6 +1,5 @@
 //! `MemoryStore`'s bound: what it forgets when full, and what it never forgets.
 
-
 use std::time::Duration;
 
 use crate::support::fresh_key;

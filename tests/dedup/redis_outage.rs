@@ -4,16 +4,15 @@
 //!
 //! Knob: `VOBIZ_OUTAGE_SECS` (default 3; the long run 20).
 
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{envelope, figure, signed, Proxy, ProxyMode, RedisServer};
 use axum::routing::post;
 use axum::Router;
 use http::StatusCode;
-use crate::support::{envelope, figure, signed, Proxy, ProxyMode, RedisServer};
 use tower::ServiceExt;
 use vobiz_webhooks::{RedisStore, VerifiedEvent, VobizWebhookLayer};
 
@@ -71,8 +70,9 @@ async fn redis_outage_during_a_constant_rate_run() {
     let Some(mut server) = start_server() else {
         return;
     };
-    let outage = Duration::from_secs(crate::support::env_usize("VOBIZ_OUTAGE_SECS", 3).max(3) as u64);
-    let store = connect(&server.url(), "case12").await;
+    let outage =
+        Duration::from_secs(crate::support::env_usize("VOBIZ_OUTAGE_SECS", 3).max(3) as u64);
+    let store = connect(&server.url(), "outage").await;
     let runs = Runs::default();
     let app = app(store, runs.clone(), Duration::from_millis(300));
     let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
@@ -191,7 +191,7 @@ async fn redis_killed_between_claim_and_completion() {
     let Some(mut server) = start_server() else {
         return;
     };
-    let store = connect(&server.url(), "case13").await;
+    let store = connect(&server.url(), "killed").await;
     let runs = Runs::default();
     let entered = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
@@ -288,7 +288,7 @@ async fn redis_latency_and_resets_behind_a_proxy() {
         return;
     };
     let proxy = Proxy::start(server.addr()).await;
-    let store = connect(&proxy.url(), "case14").await;
+    let store = connect(&proxy.url(), "proxy").await;
     let runs = Runs::default();
     let app = app(store, runs.clone(), STORE_TIMEOUT);
     // claim and complete are each bounded by the store timeout. The property is "bounded, no

@@ -4,17 +4,16 @@
 //! Knobs: `VOBIZ_STORM_ITERATIONS` (default 20; the long run 1000), `VOBIZ_RETRY_EVENTS`
 //! (default 10 000).
 
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{envelope, event, figure, http_post, signed, CountingStore};
 use axum::routing::post;
 use axum::Router;
 use futures_util::stream::{self, StreamExt};
 use http::StatusCode;
-use crate::support::{envelope, event, figure, http_post, signed, CountingStore};
 use tokio::sync::Barrier;
 use tower::ServiceExt;
 use vobiz_webhooks::{DedupStore, MemoryStore, VerifiedEvent, VobizWebhookLayer};
@@ -96,7 +95,7 @@ async fn duplicate_storm_memory() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_storm_redis() {
-    let Some(store) = crate::support::redis::store("case07").await else {
+    let Some(store) = crate::support::redis::store("duplicate-storm").await else {
         return;
     };
     storm("redis", store).await;
@@ -209,7 +208,7 @@ async fn retries_until_done_memory() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_until_done_redis() {
-    let Some(store) = crate::support::redis::store("case08").await else {
+    let Some(store) = crate::support::redis::store("retries-until-done").await else {
         return;
     };
     retry_until_done("redis", store).await;
@@ -423,9 +422,9 @@ async fn panics_and_leases_on_a_real_server() {
         &event("after-the-panics", "message.inbound"),
     )
     .send()
-        .await
-        .expect("server still up")
-        .status();
+    .await
+    .expect("server still up")
+    .status();
     server.abort();
     figure(
         "09 panics/leases",

@@ -409,7 +409,9 @@ async fn clones_of_a_layer_share_one_store() {
     send(&c, delivery("evt-shared-2")).await;
     let response = send(&d, delivery("evt-shared-2")).await;
     assert_eq!(response.headers()["x-vobiz-duplicate"], "completed");
-    assert!(crate::support::body_text(response).await.contains("duplicate"));
+    assert!(crate::support::body_text(response)
+        .await
+        .contains("duplicate"));
 }
 
 #[tokio::test]

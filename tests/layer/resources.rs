@@ -6,17 +6,16 @@
 //! Knobs: `VOBIZ_FLOOD_REQUESTS` (default 20 000; the long run 1 000 000),
 //! `VOBIZ_FLOOD_CAPACITY` (default 20 000; the long run 1 000 000).
 
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::{envelope, figure, rss_bytes, signed, CountingStore};
 use axum::body::Body;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::{Request, Response, StatusCode};
-use crate::support::{envelope, figure, rss_bytes, signed, CountingStore};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use vobiz_webhooks::{sign, MemoryStore, VobizWebhookLayer};
 

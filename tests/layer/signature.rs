@@ -1,18 +1,17 @@
 //! RELIABILITY.md cases 1–4: known-answer vectors, the sign/verify property, the malformed-header
 //! matrix through the layer, and raw-byte fidelity. Figures: `FIGURE` lines (`--nocapture`).
 
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::support::{figure, CountingStore};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use crate::support::{figure, CountingStore};
 use tower::{service_fn, Layer, ServiceExt};
 use vobiz_webhooks::signature::{parse_signature, SignatureError, Verifier};
 use vobiz_webhooks::{sign, MemoryStore, VerifiedEvent, VobizWebhookLayer};
@@ -267,7 +266,7 @@ async fn malformed_header_matrix() {
     let mut accepted = 0;
     let spellings: [fn(String) -> String; 3] = [|t| t, |t| t.to_uppercase(), |t| mixed_case(&t)];
     for (i, spell) in spellings.iter().enumerate() {
-        let body = crate::support::envelope(&format!("case03-ok-{i}"), "message.inbound");
+        let body = crate::support::envelope(&format!("malformed-header-ok-{i}"), "message.inbound");
         let request = Request::post("/")
             .header("x-webhook-signature", spell(sign(SECRET, &body)))
             .body(Body::from(body))

@@ -1,21 +1,18 @@
 //! Queue mode with the in-process backend: fast acknowledgements, retries, dead letters,
 //! backpressure and graceful shutdown.
 
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{delivery, event, eventually, http_post, percentile};
 use axum::body::Body;
 use axum::response::Response;
 use http::{Request, StatusCode};
-use crate::support::{delivery, event, eventually, http_post, percentile};
 use tower::{service_fn, Layer, ServiceExt};
 use vobiz_webhooks::queue::{Backoff, MemoryQueue, QueueAttempt};
-use vobiz_webhooks::{
-    Claim, DedupStore, EventKey, MemoryStore, VerifiedEvent, VobizWebhookLayer,
-};
+use vobiz_webhooks::{Claim, DedupStore, EventKey, MemoryStore, VerifiedEvent, VobizWebhookLayer};
 
 const SECRET: &str = "queue-secret";
 
@@ -156,7 +153,9 @@ async fn the_router_and_axum_handlers_run_unchanged_in_workers() {
             }
         }
     };
-    let handlers = vobiz_webhooks::VobizRouter::new().on_message(on_message).with_state(());
+    let handlers = vobiz_webhooks::VobizRouter::new()
+        .on_message(on_message)
+        .with_state(());
     let store = Store::default();
     let queue = MemoryQueue::builder().start(handlers);
     let app = layer(&store).layer(queue.service());
@@ -486,9 +485,16 @@ async fn ack_latency_with_sleeping_handlers(sleep: Duration, deliveries: usize) 
     );
     // The property: an acknowledgement never waits for its handler. A loaded 2-core CI machine
     // keeps p99 far below the handler's sleep, not below a fixed few milliseconds.
-    assert!(p99 < sleep / 4, "p99 {p99:?}: acknowledgements waited for handlers");
     assert!(
-        eventually(sleep * 3 + Duration::from_secs(10), || queue.metrics().succeeded == deliveries as u64).await,
+        p99 < sleep / 4,
+        "p99 {p99:?}: acknowledgements waited for handlers"
+    );
+    assert!(
+        eventually(sleep * 3 + Duration::from_secs(10), || queue
+            .metrics()
+            .succeeded
+            == deliveries as u64)
+        .await,
         "{:?}",
         queue.metrics()
     );

@@ -2,18 +2,16 @@
 //! SIGKILL, dead letters, a bounded stream. Needs Redis (`VOBIZ_TEST_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`); skipped loudly without one, failed under `CI=true`.
 
-
-
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::redis::{available_url, delete_prefix};
+use crate::support::{delivery, unique_prefix, RedisServer};
 use axum::body::Body;
 use axum::response::Response;
 use http::{Request, StatusCode};
-use crate::support::redis::{available_url, delete_prefix};
-use crate::support::{delivery, unique_prefix, RedisServer};
 use redis::aio::ConnectionManager;
 use tower::{service_fn, Layer, ServiceExt};
 use vobiz_webhooks::queue::{Backoff, RedisQueue, RedisWorkers};
@@ -63,7 +61,10 @@ impl Setup {
 
     async fn send(&self, id: &str) -> Response {
         let service = self.layer().layer(self.queue.service());
-        service.oneshot(delivery(SECRET, id)).await.expect("infallible")
+        service
+            .oneshot(delivery(SECRET, id))
+            .await
+            .expect("infallible")
     }
 
     /// Workers whose handler records each run in Redis (`<prefix>handled` set, `<prefix>runs`

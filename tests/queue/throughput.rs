@@ -5,17 +5,16 @@
 //! cargo test --release --features queue,redis --test queue throughput -- --ignored --nocapture --test-threads=1
 //! ```
 
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{event, eventually, http_post};
 use axum::handler::Handler;
 use axum::routing::{post, post_service};
 use axum::Router;
 use futures_util::StreamExt;
 use http::StatusCode;
-use crate::support::{event, eventually, http_post};
 use vobiz_webhooks::queue::MemoryQueue;
 use vobiz_webhooks::{VerifiedEvent, VobizWebhookLayer};
 

@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::support::{event, figure};
 use axum::body::Body;
 use axum::routing::post;
 use axum::Router;
 use http::{HeaderValue, Request, StatusCode};
-use crate::support::{event, figure};
 use tower::ServiceExt;
 use vobiz_webhooks::{VerifiedEvent, VobizRouter, VobizWebhookLayer};
 

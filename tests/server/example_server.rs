@@ -8,7 +8,6 @@
 //!
 //! `VOBIZ_SERVER_BIN` overrides the binary's path.
 
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -139,7 +138,7 @@ fn redis_cli(url: &str, args: &[&str]) -> Option<String> {
 #[ignore = "needs the example server binary; see the file's docs"]
 async fn graceful_shutdown_under_load() {
     let redis_url = crate::support::redis::url();
-    let prefix = crate::support::unique_prefix("case16");
+    let prefix = crate::support::unique_prefix("graceful-shutdown");
     let use_redis = redis_cli(&redis_url, &["ping"]).is_some_and(|pong| pong.trim() == "PONG");
     let mut env = Vec::new();
     if use_redis {
