@@ -246,10 +246,7 @@ async fn body_limit_under_concurrent_oversize_uploads() {
         .status();
     assert_eq!(at_limit, StatusCode::OK);
     let over = exact(LIMIT + 1);
-    let request = Request::post("/")
-        .header("x-webhook-signature", sign(SECRET, &over))
-        .body(Body::from(over))
-        .expect("request");
+    let request = signed(SECRET, over);
     let over_limit = service
         .clone()
         .oneshot(request)

@@ -33,6 +33,7 @@ impl Ledger {
             .unwrap_or(0)
     }
 
+    #[cfg(feature = "redis")]
     fn total(&self) -> usize {
         self.runs.lock().expect("lock").values().sum()
     }

@@ -17,18 +17,8 @@ pub fn url() -> String {
 #[cfg(feature = "redis")]
 pub async fn store(test: &str) -> Option<vobiz_webhooks::RedisStore> {
     let url = url();
-    let connect = vobiz_webhooks::RedisStore::new(&url);
-    match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(store)) => Some(store.prefix(super::unique_prefix(test))),
-        Ok(Err(error)) => {
-            super::skip_or_fail(&format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)"), &error);
-            None
-        }
-        Err(elapsed) => {
-            super::skip_or_fail(&format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)"), &elapsed);
-            None
-        }
-    }
+    let store = answering(&url, vobiz_webhooks::RedisStore::new(&url)).await?;
+    Some(store.prefix(super::unique_prefix(test)))
 }
 
 /// The shared Redis' URL when it answers `PING`, or `None` (after a loud message); under
@@ -43,14 +33,25 @@ pub async fn available_url() -> Option<String> {
             .query_async::<String>(&mut connection)
             .await
     };
-    match tokio::time::timeout(Duration::from_secs(5), ping).await {
-        Ok(Ok(_)) => Some(url),
+    answering(&url, ping).await?;
+    Some(url)
+}
+
+/// What `connect` gives within 5 s, or `None` after a loud skip (a panic under `CI=true`).
+#[cfg(feature = "redis")]
+async fn answering<T, E: std::fmt::Display>(
+    url: &str,
+    connect: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    let what = format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)");
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(value)) => Some(value),
         Ok(Err(error)) => {
-            super::skip_or_fail(&format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)"), &error);
+            super::skip_or_fail(&what, &error);
             None
         }
         Err(elapsed) => {
-            super::skip_or_fail(&format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)"), &elapsed);
+            super::skip_or_fail(&what, &elapsed);
             None
         }
     }
