@@ -1,0 +1,6 @@
+//! The `vobiz` binary (feature `cli`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod commands;

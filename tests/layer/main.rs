@@ -1,0 +1,9 @@
+//! The layer: behaviour per status code, signatures, rejections, resource bounds, regressions.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod behaviour;
+mod regressions;
+mod resources;
+mod signature;

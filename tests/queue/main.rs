@@ -1,0 +1,10 @@
+//! Queue mode (feature `queue`): the in-process queue, the Redis Streams queue (feature
+//! `redis`), throughput.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod throughput;

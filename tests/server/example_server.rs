@@ -1,0 +1,350 @@
+//! RELIABILITY.md cases 16 and 17, against the example server binary (`examples/server.rs`):
+//! graceful shutdown under load, and slow clients. Both are `#[ignore]`: build the binary first.
+//!
+//! ```sh
+//! cargo build --release --all-features --example server
+//! cargo test --release --all-features --test server example_server -- --ignored --nocapture
+//! ```
+//!
+//! `VOBIZ_SERVER_BIN` overrides the binary's path.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{event, figure, free_port, http_post, percentile};
+
+const SECRET: &str = "server-reliability";
+
+fn server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("VOBIZ_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+    let preferred = if cfg!(debug_assertions) {
+        ["debug", "release"]
+    } else {
+        ["release", "debug"]
+    };
+    preferred
+        .iter()
+        .map(|profile| root.join(profile).join("examples").join("server"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| {
+            panic!("no example server binary: run `cargo build --release --all-features --example server` first")
+        })
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(extra_env: &[(&str, String)]) -> Server {
+        let port = free_port();
+        let mut command = Command::new(server_binary());
+        command
+            .env("VOBIZ_WEBHOOK_SECRET", SECRET)
+            .env("VOBIZ_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn the example server");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}/webhooks/vobiz"),
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the exit (at most `limit`), then returns the stdout lines.
+    fn wait(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let lines = self.lines.lock().expect("lock").clone();
+        (status, lines)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_cli(url: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new("redis-cli")
+        .arg("-u")
+        .arg(url)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Case 16: SIGTERM in the middle of a run: every 2xx answer was handled (its JSON line is on
+/// stdout), and no claim is left in flight beyond one lease (checked in Redis when the binary
+/// has the `redis` feature and a Redis answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn graceful_shutdown_under_load() {
+    let redis_url = crate::support::redis::url();
+    let prefix = crate::support::unique_prefix("graceful-shutdown");
+    let use_redis = redis_cli(&redis_url, &["ping"]).is_some_and(|pong| pong.trim() == "PONG");
+    let mut env = Vec::new();
+    if use_redis {
+        env.push(("VOBIZ_REDIS_URL", redis_url.clone()));
+        env.push(("VOBIZ_REDIS_PREFIX", prefix.clone()));
+    }
+    let server = Server::start(&env);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let after_signal = Arc::new(AtomicUsize::new(0));
+    let signalled = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, url, acked) = (client.clone(), server.url.clone(), acked.clone());
+            let (after_signal, signalled, next) =
+                (after_signal.clone(), signalled.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut failures = 0;
+                while failures < 3 {
+                    let id = format!(
+                        "shutdown-{}-{}",
+                        std::process::id(),
+                        next.fetch_add(1, Ordering::SeqCst)
+                    );
+                    let sent = http_post(&client, &url, SECRET, &event(&id, "message.inbound"))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status().is_success() => {
+                            if signalled.load(Ordering::SeqCst) {
+                                after_signal.fetch_add(1, Ordering::SeqCst);
+                            }
+                            acked.lock().expect("lock").push(id);
+                            failures = 0;
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            failures += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    signalled.store(true, Ordering::SeqCst);
+    server.terminate();
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let (status, lines) = tokio::task::block_in_place(|| server.wait(Duration::from_secs(40)));
+    let handled: HashSet<String> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|value| value["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let acked = acked.lock().expect("lock").clone();
+    let unhandled: Vec<&String> = acked.iter().filter(|id| !handled.contains(*id)).collect();
+    let mut in_flight = 0;
+    let mut longest_ttl_ms = 0i64;
+    if use_redis {
+        // One script: count the claims still in flight under this run's prefix, their longest
+        // remaining lease, and delete every key of the run.
+        let script = "local n, longest = 0, 0 \
+            for _, key in ipairs(redis.call('KEYS', ARGV[1])) do \
+              if redis.call('GET', key) ~= 'done' then \
+                n = n + 1 \
+                longest = math.max(longest, redis.call('PTTL', key)) \
+              end \
+              redis.call('DEL', key) \
+            end \
+            return {n, longest}";
+        let pattern = format!("{prefix}*");
+        let answer = redis_cli(&redis_url, &["eval", script, "0", &pattern]).unwrap_or_default();
+        let mut numbers = answer
+            .lines()
+            .filter_map(|line| line.trim().parse::<i64>().ok());
+        in_flight = numbers.next().expect("in-flight count") as usize;
+        longest_ttl_ms = numbers.next().unwrap_or(0);
+    }
+    figure(
+        "16 graceful shutdown",
+        format!(
+            "SIGTERM after 1.5 s of 32 concurrent senders: exit {status:?}; {} answered 2xx ({} after the signal), {} JSON lines; answered 2xx but not handled: {}; claims left in flight: {} (store: {}, longest remaining lease {longest_ttl_ms} ms)",
+            acked.len(),
+            after_signal.load(Ordering::SeqCst),
+            handled.len(),
+            unhandled.len(),
+            if use_redis { in_flight.to_string() } else { "n/a".to_owned() },
+            if use_redis { "Redis" } else { "in process, gone with the process" },
+        ),
+    );
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(unhandled.is_empty(), "{unhandled:?}");
+    assert!(longest_ttl_ms <= 60_000);
+    assert_eq!(in_flight, 0);
+}
+
+/// Case 17: 200 connections trickling header bytes while legitimate deliveries are timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn slow_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SLOW: usize = 200;
+    let server = Server::start(&[]);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("addr")
+        .to_owned();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let closed_after: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let (addr, closed, closed_after, stop) = (
+                addr.clone(),
+                closed.clone(),
+                closed_after.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                    return;
+                };
+                if stream
+                    .write_all(b"POST /webhooks/vobiz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::select! {
+                        _read = stream.read(&mut buf) => {
+                            // EOF, a reset or an error response: the server gave up on us.
+                            closed.fetch_add(1, Ordering::SeqCst);
+                            closed_after.lock().expect("lock").push(started.elapsed());
+                            return;
+                        }
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {
+                            if stream.write_all(b"a").await.is_err() {
+                                closed.fetch_add(1, Ordering::SeqCst);
+                                closed_after.lock().expect("lock").push(started.elapsed());
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    let mut statuses = std::collections::HashMap::<u16, usize>::new();
+    let legit_started = Instant::now();
+    let mut n = 0;
+    while legit_started.elapsed() < Duration::from_secs(12) {
+        let legit = event(
+            &format!("legit-{}-{n}", std::process::id()),
+            "message.inbound",
+        );
+        n += 1;
+        let t = Instant::now();
+        let response = http_post(&client, &server.url, SECRET, &legit)
+            .send()
+            .await
+            .expect("legit request");
+        latencies.push(t.elapsed());
+        *statuses.entry(response.status().as_u16()).or_default() += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for task in slow {
+        let _ = task.await;
+    }
+    server.terminate();
+    let _ = tokio::task::block_in_place(|| server.wait(Duration::from_secs(40)));
+    let count = latencies.len();
+    let p50 = percentile(&mut latencies, 50);
+    let p99 = percentile(&mut latencies, 99);
+    let max = percentile(&mut latencies, 100);
+    let mut closed_after = closed_after.lock().expect("lock").clone();
+    let first_close = percentile(&mut closed_after, 0);
+    figure(
+        "17 slow clients",
+        format!(
+            "{SLOW} connections trickling a header byte every 500 ms; {count} legitimate deliveries meanwhile: {statuses:?}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; slow connections closed by the server: {} (first after {:.1} s; header read timeout 10 s)",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            closed.load(Ordering::SeqCst),
+            first_close.as_secs_f64()
+        ),
+    );
+    assert_eq!(statuses.get(&200), Some(&count));
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    assert_eq!(closed.load(Ordering::SeqCst), SLOW);
+}

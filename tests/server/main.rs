@@ -1,0 +1,7 @@
+//! Real servers on loopback: the layer behind hyper, and the example server binary.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod example_server;
+mod loopback;

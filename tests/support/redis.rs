@@ -1,0 +1,201 @@
+//! The test Redis: the shared one (`VOBIZ_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`;
+//! every test under its own key prefix, never flushed) and private `redis-server`s for tests
+//! that stop Redis.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared test Redis: `VOBIZ_TEST_REDIS_URL`, or the Redis on 127.0.0.1:6379.
+pub fn url() -> String {
+    std::env::var("VOBIZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A store on the shared Redis under a prefix of `test`'s own, or `None` (after a loud
+/// message) when no Redis answers; under `CI=true` that panics instead.
+#[cfg(feature = "redis")]
+pub async fn store(test: &str) -> Option<vobiz_webhooks::RedisStore> {
+    let url = url();
+    let store = answering(&url, vobiz_webhooks::RedisStore::new(&url)).await?;
+    Some(store.prefix(super::unique_prefix(test)))
+}
+
+/// The shared Redis' URL when it answers `PING`, or `None` (after a loud message); under
+/// `CI=true` that panics instead.
+#[cfg(feature = "redis")]
+pub async fn available_url() -> Option<String> {
+    let url = url();
+    let ping = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+    };
+    answering(&url, ping).await?;
+    Some(url)
+}
+
+/// What `connect` gives within 5 s, or `None` after a loud skip (a panic under `CI=true`).
+#[cfg(feature = "redis")]
+async fn answering<T, E: std::fmt::Display>(
+    url: &str,
+    connect: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    let what = format!("Redis at {url} (VOBIZ_TEST_REDIS_URL)");
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            super::skip_or_fail(&what, &error);
+            None
+        }
+        Err(elapsed) => {
+            super::skip_or_fail(&what, &elapsed);
+            None
+        }
+    }
+}
+
+/// Deletes every key under `prefix` (SCAN + DEL: never FLUSH on a shared Redis).
+#[cfg(feature = "redis")]
+pub async fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor: u64 = 0;
+    loop {
+        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: Result<u64, _> = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut connection)
+                .await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+#[cfg(feature = "redis")]
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A private `redis-server` of one test's own on a free loopback port, no persistence; killed
+/// on drop. For the tests that stop Redis: the shared one is never touched.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it answers; `None` (a loud skip, a failure under `CI=true`)
+    /// when `redis-server` is not installed or does not start.
+    pub fn start() -> Option<Self> {
+        let mut server = Self {
+            port: super::free_port(),
+            child: None,
+        };
+        if server.restart() {
+            Some(server)
+        } else {
+            super::skip_or_fail(
+                "a private redis-server",
+                &"not installed or not starting (apt-get install redis-server)",
+            );
+            None
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// (Re)starts the server on its port, empty (no persistence). Waits until it answers.
+    pub fn restart(&mut self) -> bool {
+        self.stop();
+        let binary = ["/usr/bin/redis-server", "redis-server"]
+            .into_iter()
+            .find(|path| Command::new(path).arg("--version").output().is_ok());
+        let Some(binary) = binary else {
+            return false;
+        };
+        let child = Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            return false;
+        };
+        let stdout = child.stdout.take();
+        self.child = Some(child);
+        // Wait for "Ready to accept connections".
+        if let Some(stdout) = stdout {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut lines = BufReader::new(stdout).lines();
+            while Instant::now() < deadline {
+                match lines.next() {
+                    Some(Ok(line)) if line.contains("Ready to accept") => break,
+                    Some(Ok(_)) => continue,
+                    _ => break,
+                }
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(self.addr()).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills the server (SIGKILL: no goodbye, no persistence) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,6 @@
+//! The test kit (feature `testing`) as a user of the crate uses it.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod user_app;
