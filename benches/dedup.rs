@@ -11,7 +11,7 @@
 //! store, which must make room for it. Redis is measured on loopback (`VOBIZ_TEST_REDIS_URL`,
 //! default `redis://127.0.0.1:6379`), keys under a prefix of their own that expire in a minute.
 //!
-//! Bytes per id are measured by `tests/dedup_footprint.rs` (resident memory before and after
+//! Bytes per id are measured by `tests/dedup/footprint.rs` (resident memory before and after
 //! a million ids), not here.
 
 use std::future::Future;

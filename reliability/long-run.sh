@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long reliability run of issue 7: every case at full size, in release, one test at a time.
+# The long reliability run: every case at full size, in release, one test at a time.
 # Prints the FIGURE lines that RELIABILITY.md records. Needs Redis at VOBIZ_TEST_REDIS_URL
 # (default redis://127.0.0.1:6379) and /usr/bin/redis-server (cases 12-14 start their own).
 #
@@ -15,9 +15,12 @@ export VOBIZ_FLOOD_CAPACITY="${VOBIZ_FLOOD_CAPACITY:-1000000}"
 export VOBIZ_OUTAGE_SECS="${VOBIZ_OUTAGE_SECS:-20}"
 
 cargo build --release --all-features --example server
-for suite in signature routing dedup regressions redis resources server; do
-  cargo test --release --all-features --test "reliability_$suite" -- \
-    --include-ignored --nocapture --test-threads=1 2>&1 | tee "target/reliability-$suite.log" |
+# Each suite as "<test binary> <module>": the reliability cases live beside the area they test.
+for suite in "layer signature" "router event_header" "dedup storms" "layer regressions" \
+             "dedup redis_outage" "layer resources" "server example_server"; do
+  read -r binary module <<<"$suite"
+  cargo test --release --all-features --test "$binary" "$module::" -- \
+    --include-ignored --nocapture --test-threads=1 2>&1 | tee "target/reliability-$module.log" |
     grep -aoE 'FIGURE.*|test result.*|.*FAILED.*'
 done
 

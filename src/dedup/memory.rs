@@ -24,7 +24,7 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 /// instead of forgetting one and running a handler twice.
 ///
 /// Each remembered id costs about 53 bytes at one million ids (resident memory, measured by the
-/// crate's `tests/dedup_footprint.rs`), and a claim plus its completion a few hundred
+/// crate's `tests/dedup/footprint.rs`), and a claim plus its completion a few hundred
 /// nanoseconds (`benches/dedup.rs`). Expired entries are dropped lazily, when touched or when
 /// room is needed: no background thread.
 ///

@@ -140,7 +140,7 @@ pub use memory::MemoryStore;
 /// Every method is atomic per key. See the [module docs](self) for the protocol.
 ///
 /// Implement it for your own backend and run it through the same conformance cases the crate's
-/// backends pass (`tests/dedup_conformance.rs` in the repository).
+/// backends pass (`tests/dedup/conformance.rs` in the repository).
 pub trait DedupStore: Send + Sync + 'static {
     /// Claims `key` for one handler run.
     ///
