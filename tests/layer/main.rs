@@ -4,6 +4,7 @@
 mod support;
 
 mod behaviour;
+mod budget;
 mod regressions;
 mod resources;
 mod signature;
