@@ -348,3 +348,214 @@ async fn slow_clients() {
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
     assert_eq!(closed.load(Ordering::SeqCst), SLOW);
 }
+
+/// Resident and peak resident memory of process `pid`, in bytes (Linux: `VmRSS`, `VmHWM`).
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A flood of stalled unauthenticated uploads: clients that each declare a body just under the
+/// 4 MiB limit, send all of it but the last byte with a well-formed (wrong) signature, and
+/// stall, reconnecting when refused. Meanwhile signed deliveries are sent (retried on 503 as
+/// Vobiz does) and `GET /health` is polled. The server's memory stays within the layer's body
+/// budget (64 MiB) plus 64 MiB, every delivery is handled exactly once, and every health check
+/// is answered.
+///
+/// `VOBIZ_FLOOD_CLIENTS` (default 5000), `VOBIZ_FLOOD_DELIVERIES` (default 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn stalled_upload_flood() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let clients = crate::support::env_usize("VOBIZ_FLOOD_CLIENTS", 5000);
+    let deliveries = crate::support::env_usize("VOBIZ_FLOOD_DELIVERIES", 1000);
+    const DECLARED: usize = 4 * 1024 * 1024 - 1;
+    const BUDGET_AND_SLACK: u64 = 128 * 1024 * 1024;
+
+    let server = Server::start(&[]);
+    let pid = server.child.id();
+    let (idle_rss, _) = memory_of(pid);
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("addr")
+        .to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let stalled = Arc::new(AtomicUsize::new(0));
+    let header = format!(
+        "POST /webhooks/vobiz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {DECLARED}\r\nX-Webhook-Signature: {}\r\n\r\n",
+        "ab".repeat(32)
+    );
+    let attackers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, stop, refused, stalled, header) = (
+                addr.clone(),
+                stop.clone(),
+                refused.clone(),
+                stalled.clone(),
+                header.clone(),
+            );
+            tokio::spawn(async move {
+                let chunk = vec![b' '; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let mut sent = 0;
+                    let mut ok = stream.write_all(header.as_bytes()).await.is_ok();
+                    while ok && sent < DECLARED - 1 && !stop.load(Ordering::SeqCst) {
+                        let n = chunk.len().min(DECLARED - 1 - sent);
+                        ok = stream.write_all(&chunk[..n]).await.is_ok();
+                        sent += n;
+                    }
+                    if ok && sent == DECLARED - 1 {
+                        stalled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Stall until the server answers or closes (its refusal), then come back.
+                    let mut buf = [0u8; 256];
+                    tokio::select! {
+                        _ = stream.read(&mut buf) => { refused.fetch_add(1, Ordering::Relaxed); }
+                        () = async { while !stop.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        } } => {}
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Memory, sampled until the end.
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let (rss, _) = memory_of(pid);
+                peak.fetch_max(
+                    usize::try_from(rss).unwrap_or(usize::MAX),
+                    Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    // Health checks throughout.
+    let health = {
+        let stop = stop.clone();
+        let url = server.url.replace("/webhooks/vobiz", "/health");
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
+            let (mut answered, mut failed) = (0usize, 0usize);
+            while !stop.load(Ordering::SeqCst) {
+                match client.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => answered += 1,
+                    _ => failed += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (answered, failed)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let flood_started = Instant::now();
+    let mut attempts = 0usize;
+    let mut ids = Vec::with_capacity(deliveries);
+    let senders: Vec<_> = (0..deliveries)
+        .map(|n| {
+            let id = format!("flood-{}-{n}", std::process::id());
+            ids.push(id.clone());
+            let (client, url) = (client.clone(), server.url.clone());
+            tokio::spawn(async move {
+                let delivery = event(&id, "message.inbound");
+                let mut tries = 0usize;
+                loop {
+                    tries += 1;
+                    let answer = http_post(&client, &url, SECRET, &delivery).send().await;
+                    match answer {
+                        Ok(response) if response.status().is_success() => return tries,
+                        _ if tries >= 200 => return tries,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut gave_up = 0;
+    for sender in senders {
+        let tries = sender.await.expect("sender");
+        attempts += tries;
+        if tries >= 200 {
+            gave_up += 1;
+        }
+    }
+    let sending = flood_started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let _ = sampler.await;
+    let (health_ok, health_failed) = health.await.expect("health");
+    for attacker in attackers {
+        attacker.abort();
+    }
+    let (_, hwm) = memory_of(pid);
+    server.terminate();
+    let (_, lines) = tokio::task::block_in_place(|| server.wait(Duration::from_secs(40)));
+
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if let Some(id) = value["event_id"].as_str() {
+            *seen.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    let handled_once = ids.iter().filter(|id| seen.get(*id) == Some(&1)).count();
+    let twice = seen.values().filter(|&&count| count > 1).count();
+    let peak = peak.load(Ordering::Relaxed) as u64;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    figure(
+        "flood",
+        format!(
+            "{clients} stalled 4 MiB uploads: idle RSS {:.1} MiB, peak RSS {:.1} MiB (VmHWM {:.1} MiB); \
+             {} stalled bodies sent, {} refusals/closes seen by attackers; \
+             {deliveries} signed deliveries in {:.1} s with {attempts} attempts: {handled_once} handled once, \
+             {twice} twice, {gave_up} gave up; health checks {health_ok} answered, {health_failed} failed",
+            mib(idle_rss),
+            mib(peak),
+            mib(hwm),
+            stalled.load(Ordering::Relaxed),
+            refused.load(Ordering::Relaxed),
+            sending.as_secs_f64(),
+        ),
+    );
+    assert!(
+        hwm.max(peak) <= BUDGET_AND_SLACK,
+        "peak RSS {:.1} MiB over the budget + 64 MiB",
+        mib(hwm.max(peak))
+    );
+    assert_eq!(
+        handled_once, deliveries,
+        "every delivery handled exactly once"
+    );
+    assert_eq!(twice, 0);
+    assert_eq!(health_failed, 0, "a health check failed during the flood");
+    assert!(health_ok > 0);
+}
