@@ -9,13 +9,18 @@
 //!
 //! What a request reserves is its declared `Content-Length`, or the body limit when it declares
 //! none (a chunked body may grow to the limit). Reserving the whole size up front, rather than
-//! byte by byte as the body arrives, matters under attack: once the budget is nearly spent, the
-//! large bodies a flood sends are refused at once, while small deliveries (a webhook is a few
-//! KiB) still fit in what is left.
+//! byte by byte as the body arrives, refuses a flood's large bodies before they are read. And
+//! bodies over [`SMALL_BODY`] may hold at most 7/8 of the budget between them: a flood of large
+//! uploads, however well its sizes pack, always leaves room for webhook-sized deliveries (a few
+//! KiB), which keep being received while the flood is refused.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// The largest body that may use the last eighth of the budget (64 KiB): a webhook's body is a
+/// few KiB, a flood's as large as the limit allows.
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
 /// Bytes reserved for bodies not yet verified, shared by every clone of one layer.
 #[derive(Clone)]
@@ -43,21 +48,27 @@ impl Budget {
         self.inner.capacity
     }
 
-    /// Reserves `bytes`, or `None` when they do not fit beside what is reserved already.
+    /// Reserves `bytes`, or `None` when they do not fit beside what is reserved already: within
+    /// the whole budget for a body of at most [`SMALL_BODY`], within 7/8 of it for a larger one.
     ///
-    /// A request larger than the whole budget reserves the whole budget instead, so it can
-    /// still be received when nothing else is (it would otherwise be refused for ever, and
-    /// Vobiz retry it for ever).
+    /// Any body fits when nothing else is reserved, and one larger than the whole budget then
+    /// reserves the whole budget, so it is received eventually (it would otherwise be refused
+    /// for ever, and Vobiz retry it for ever).
     pub(crate) fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
         let shared = &self.inner;
         // At least one byte for a non-empty body, so that a budget of 0 refuses every body
         // rather than reserving nothing for each.
         let bytes = bytes.min(shared.capacity.max(1));
+        let ceiling = if bytes <= SMALL_BODY {
+            shared.capacity
+        } else {
+            shared.capacity - shared.capacity / 8
+        };
         shared
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes)
-                    .filter(|&total| total <= shared.capacity)
+                    .filter(|&total| (used == 0 && shared.capacity > 0) || total <= ceiling)
             })
             .ok()?;
         Some(Reservation {
@@ -131,6 +142,29 @@ mod tests {
         let small = budget.try_reserve(1).expect("fits");
         assert!(budget.try_reserve(1_000).is_none(), "only 99 left");
         drop(small);
+        let large = Budget::new(2 * SMALL_BODY);
+        let whole = large
+            .try_reserve(10 * SMALL_BODY)
+            .expect("nothing else reserved");
+        assert_eq!(large.used(), 2 * SMALL_BODY);
+        drop(whole);
+    }
+
+    #[test]
+    fn large_bodies_leave_the_last_eighth_to_small_ones() {
+        let budget = Budget::new(8 * SMALL_BODY * 2);
+        let large = SMALL_BODY + 1;
+        let mut held = Vec::new();
+        while let Some(reservation) = budget.try_reserve(large) {
+            held.push(reservation);
+        }
+        assert!(budget.used() <= budget.capacity() - budget.capacity() / 8);
+        let mut small = Vec::new();
+        while let Some(reservation) = budget.try_reserve(1_500) {
+            small.push(reservation);
+        }
+        assert!(!small.is_empty(), "webhook-sized bodies still fit");
+        assert!(budget.used() <= budget.capacity());
     }
 
     #[test]

@@ -263,10 +263,11 @@ impl<D> VobizWebhookLayer<D> {
     /// large body. Each request reserves its declared `Content-Length` (the body limit when it
     /// declares none) before a byte is read, and gives it back once its signature is checked. A
     /// request that does not fit is refused at once with 503 + `Retry-After`
-    /// ([`Rejection::BodyBudgetExhausted`]): Vobiz retries, so nothing is lost, and a server
-    /// under such a flood keeps room for the small bodies real deliveries have, since large
-    /// ones stop fitting first. A body larger than the whole budget is received when nothing
-    /// else is reserved. Give each layer its own budget by calling this on each.
+    /// ([`Rejection::BodyBudgetExhausted`]): Vobiz retries, so nothing is lost. Bodies over
+    /// 64 KiB may hold at most 7/8 of the budget between them, so a flood of large uploads
+    /// leaves room for webhook-sized deliveries (a few KiB), which keep being received. A body
+    /// larger than the whole budget is received when nothing else is reserved. Each call gives
+    /// the layer a budget of its own, shared by the clones made after it.
     #[must_use]
     pub fn body_budget(mut self, bytes: impl Into<Option<usize>>) -> Self {
         self.config_mut().body_budget = bytes.into().map(Budget::new);

@@ -487,6 +487,8 @@ async fn stalled_upload_flood() {
             ids.push(id.clone());
             let (client, url) = (client.clone(), server.url.clone());
             tokio::spawn(async move {
+                // Spread over the flood: one new delivery every 5 ms.
+                tokio::time::sleep(Duration::from_millis(5 * n as u64)).await;
                 let delivery = event(&id, "message.inbound");
                 let mut tries = 0usize;
                 loop {
@@ -510,6 +512,8 @@ async fn stalled_upload_flood() {
         }
     }
     let sending = flood_started.elapsed();
+    // The flood lasts at least 10 s, however fast the deliveries went through.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(sending)).await;
     stop.store(true, Ordering::SeqCst);
     let _ = sampler.await;
     let (health_ok, health_failed) = health.await.expect("health");
