@@ -308,6 +308,22 @@ async fn redis_latency_and_resets_behind_a_proxy() {
     ];
     for (m, mode) in modes.into_iter().enumerate() {
         proxy.set(mode);
+        if m == 5 {
+            // Back from the cut: the connection manager reconnects on its own. Wait (bounded)
+            // until a probe is served, so the run below measures serving, not reconnecting.
+            let mut probes = 0;
+            let served = loop {
+                probes += 1;
+                let id = format!("proxy-probe-{}-{probes}", std::process::id());
+                let probe = app.clone().oneshot(signed(SECRET, envelope(&id, "message.inbound")));
+                let status = probe.await.expect("infallible").status();
+                if status == StatusCode::OK || probes >= 50 {
+                    break status == StatusCode::OK;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert!(served, "not serving 10 s after the cut was healed");
+        }
         let tasks: Vec<_> = (0..PER_MODE)
             .map(|n| {
                 let app = app.clone();
@@ -339,6 +355,14 @@ async fn redis_latency_and_resets_behind_a_proxy() {
             }
             let key = status.map_or("hung".to_owned(), |s| s.as_u16().to_string());
             *statuses.entry(key).or_default() += 1;
+        }
+        if matches!(mode, ProxyMode::Pass | ProxyMode::Delay(50)) {
+            // A healthy or slightly slow store serves every delivery.
+            assert_eq!(
+                statuses.get("200"),
+                Some(&PER_MODE),
+                "{mode:?}: {statuses:?}"
+            );
         }
         if matches!(
             mode,
@@ -378,4 +402,5 @@ async fn redis_latency_and_resets_behind_a_proxy() {
     );
     assert_eq!(hung_total, 0);
     assert_eq!(bad_200_total, 0);
+    assert_eq!(recovered.len(), PER_MODE, "every delivery after the cut was handled");
 }

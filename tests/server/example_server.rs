@@ -137,9 +137,17 @@ fn redis_cli(url: &str, args: &[&str]) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the example server binary; see the file's docs"]
 async fn graceful_shutdown_under_load() {
-    let redis_url = crate::support::redis::url();
     let prefix = crate::support::unique_prefix("graceful-shutdown");
-    let use_redis = redis_cli(&redis_url, &["ping"]).is_some_and(|pong| pong.trim() == "PONG");
+    // With the `redis` feature the run needs a Redis (skipped loudly without one, a failure
+    // under CI=true); without it, the server deduplicates in process.
+    #[cfg(feature = "redis")]
+    let Some(redis_url) = crate::support::redis::available_url().await
+    else {
+        return;
+    };
+    #[cfg(not(feature = "redis"))]
+    let redis_url = String::new();
+    let use_redis = cfg!(feature = "redis");
     let mut env = Vec::new();
     if use_redis {
         env.push(("VOBIZ_REDIS_URL", redis_url.clone()));
@@ -344,9 +352,14 @@ async fn slow_clients() {
             first_close.as_secs_f64()
         ),
     );
+    let last_close = percentile(&mut closed_after, 100);
     assert_eq!(statuses.get(&200), Some(&count));
-    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    // The slow connections cost the others nothing measurable (a margin a loaded CI keeps).
+    assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
     assert_eq!(closed.load(Ordering::SeqCst), SLOW);
+    // Closed by the 10 s header read timeout: not before it, and not long after.
+    assert!(first_close >= Duration::from_secs(9), "first closed after {first_close:?}");
+    assert!(last_close <= Duration::from_secs(20), "last closed after {last_close:?}");
 }
 
 /// Resident and peak resident memory of process `pid`, in bytes (Linux: `VmRSS`, `VmHWM`).
