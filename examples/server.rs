@@ -6,8 +6,12 @@
 //! ```
 //!
 //! Environment:
-//! - `VOBIZ_WEBHOOK_SECRET` (required): the subscription secret; several, separated by commas,
-//!   during a rotation.
+//! - `VOBIZ_WEBHOOK_SECRET`: the subscription secret; several, separated by commas, during a
+//!   rotation. Or:
+//! - `VOBIZ_WEBHOOK_SECRET_FILE`: a file of secrets (separated by commas or newlines), read at
+//!   start and again on `SIGHUP`, so secrets change without a restart; the log says how many are
+//!   active (never a secret). An empty or unreadable file on reload keeps the last good set and
+//!   logs an error. One of the two is required; the file wins when both are set.
 //! - `VOBIZ_ADDR` (default `127.0.0.1:3000`): the address to listen on.
 //! - `VOBIZ_REDIS_URL` (only with `--features redis`): deduplicate in this Redis, shared by every
 //!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
@@ -38,7 +42,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
-use vobiz_webhooks::signature::Verifier;
+use vobiz_webhooks::signature::Secrets;
 use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
 /// How long a client may take to send the request line and headers.
@@ -130,7 +134,8 @@ async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
 }
 
 struct Config {
-    verifier: Verifier,
+    secrets: Secrets,
+    secret_file: Option<std::path::PathBuf>,
     addr: SocketAddr,
     redis_url: Option<String>,
     max_connections: usize,
@@ -180,10 +185,22 @@ async fn build_app(
 }
 
 fn config() -> Result<Config, String> {
-    let secrets = std::env::var("VOBIZ_WEBHOOK_SECRET")
-        .map_err(|_| "VOBIZ_WEBHOOK_SECRET is not set: export the subscription secret (several separated by commas during a rotation)".to_owned())?;
-    let verifier = Verifier::new(secrets.split(',').map(str::trim))
-        .map_err(|_| "VOBIZ_WEBHOOK_SECRET contains an empty secret".to_owned())?;
+    let secret_file = std::env::var_os("VOBIZ_WEBHOOK_SECRET_FILE")
+        .filter(|path| !path.is_empty())
+        .map(std::path::PathBuf::from);
+    let secrets = match &secret_file {
+        Some(path) => Secrets::new(read_secret_file(path)?)
+            .map_err(|err| format!("VOBIZ_WEBHOOK_SECRET_FILE: {err}"))?,
+        None => {
+            let secrets = std::env::var("VOBIZ_WEBHOOK_SECRET").map_err(|_| {
+                "neither VOBIZ_WEBHOOK_SECRET nor VOBIZ_WEBHOOK_SECRET_FILE is set: export the \
+                 subscription secret (several separated by commas during a rotation)"
+                    .to_owned()
+            })?;
+            Secrets::new(secrets.split(',').map(str::trim))
+                .map_err(|_| "VOBIZ_WEBHOOK_SECRET contains an empty secret".to_owned())?
+        }
+    };
     let addr = std::env::var("VOBIZ_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let addr = addr
         .parse()
@@ -200,7 +217,8 @@ fn config() -> Result<Config, String> {
         Err(_) => DEFAULT_MAX_CONNECTIONS,
     };
     Ok(Config {
-        verifier,
+        secrets,
+        secret_file,
         addr,
         redis_url,
         max_connections,
@@ -225,7 +243,11 @@ async fn main() -> ExitCode {
         }
     };
 
-    let layer = VobizWebhookLayer::from_verifier(config.verifier);
+    tracing::info!(active = config.secrets.len(), "webhook secrets loaded");
+    if let Some(path) = config.secret_file.clone() {
+        tokio::spawn(reload_on_hangup(path, config.secrets.clone()));
+    }
+    let layer = VobizWebhookLayer::from_secrets(config.secrets);
     let (app, settled) = match build_app(layer, config.redis_url).await {
         Ok(built) => built,
         Err(message) => {
@@ -298,6 +320,60 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, max_connections: 
     {
         tracing::warn!("requests still in flight after the grace period; exiting anyway");
     }
+}
+
+/// The secrets of `path`: separated by commas or newlines, blank entries skipped; at least one.
+fn read_secret_file(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        format!(
+            "cannot read VOBIZ_WEBHOOK_SECRET_FILE {}: {err}",
+            path.display()
+        )
+    })?;
+    let secrets: Vec<String> = text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if secrets.is_empty() {
+        return Err(format!(
+            "VOBIZ_WEBHOOK_SECRET_FILE {} holds no secret",
+            path.display()
+        ));
+    }
+    Ok(secrets)
+}
+
+/// Re-reads the secrets file on every SIGHUP and swaps the new set in; a bad file keeps the
+/// last good set. Deliveries in flight verify against one set or the other, never neither.
+async fn reload_on_hangup(path: std::path::PathBuf, secrets: Secrets) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP: the secrets file is read only at start");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match read_secret_file(&path) {
+                Ok(fresh) => {
+                    if let Err(err) = secrets.replace(&fresh) {
+                        tracing::error!(%err, "secrets not reloaded; the last good set stays");
+                    } else {
+                        tracing::info!(active = secrets.len(), "webhook secrets reloaded");
+                    }
+                }
+                Err(err) => tracing::error!(
+                    %err,
+                    active = secrets.len(),
+                    "secrets not reloaded; the last good set stays"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, secrets);
 }
 
 /// Resolves on Ctrl-C or SIGTERM; requests in flight then finish before the server exits.

@@ -158,5 +158,5 @@ pub use layer::{
 pub use rejection::Rejection;
 #[cfg(feature = "router")]
 pub use router::{RouterFuture, VobizRouter};
-pub use signature::sign;
+pub use signature::{sign, Secrets};
 pub use verified::VerifiedEvent;

@@ -74,28 +74,36 @@
 //! secret, so the server must accept both meanwhile
 //! ([`VobizWebhookLayer::secret`](crate::VobizWebhookLayer::secret)).
 //!
+//! With the layer built on a live [`Secrets`](crate::Secrets) handle, the whole rotation runs
+//! in the serving process, without a redeploy:
+//!
 //! ```no_run
 //! # async fn run(
 //! #     client: vobiz_webhooks::client::SubscriptionClient,
-//! #     store_secret: impl Fn(&str) -> std::io::Result<()>,
+//! #     old_secret: String,
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use vobiz_webhooks::{Secrets, VobizWebhookLayer};
+//!
+//! let secrets = Secrets::new([&old_secret])?;
+//! let layer = VobizWebhookLayer::from_secrets(secrets.clone()); // serve with this layer
+//! # let _ = layer;
+//!
 //! // 1. Remembers the subscriptions already registered for the URL and creates a new one with a
 //! //    freshly generated secret. Nothing is deleted.
 //! let rotation = client.rotate_begin("https://your-app.example/webhooks/vobiz").await?;
-//! store_secret(rotation.new_secret().expose())?;
-//!
-//! // 2. Deploy the server accepting both secrets:
-//! //    VobizWebhookLayer::new(old_secret).secret(new_secret)
-//! //    If the deploy fails, `rotation.abort(&client).await` deletes the new subscription.
-//!
-//! // 3. Only now: checks the new subscription is still registered and active, then deletes the
-//! //    old ones (an old one already gone counts as deleted).
+//! // 2. Accept both secrets, at once (store the new one where your next start reads it too).
+//! secrets.add(rotation.new_secret().expose())?;
+//! // 3. Checks the new subscription is still registered and active, then deletes the old ones
+//! //    (an old one already gone counts as deleted). If it fails, `abort` deletes the new one.
 //! let new = rotation.finish(&client).await?;
+//! // 4. Vobiz no longer signs with the old secret: stop accepting it.
+//! secrets.remove(&old_secret)?;
 //! println!("rotated to {}", new.id);
-//!
-//! // 4. Deploy with the new secret only.
 //! # Ok(()) }
 //! ```
+//!
+//! Across processes (several replicas), do step 2 everywhere before step 3: with the example
+//! server, write both secrets to its `VOBIZ_WEBHOOK_SECRET_FILE` and send it `SIGHUP`.
 //!
 //! [`Rotation`] is `#[must_use]` and `finish`/`abort` consume it; on failure they hand the
 //! rotation back in the [`RotationError`] (`err.into_rotation().finish(&client)` retries; only the

@@ -22,7 +22,7 @@ use tower_layer::Layer;
 use crate::claim::{Dedup, Terms};
 use crate::dedup::{DedupStore, MemoryStore};
 use crate::rejection::Rejection;
-use crate::signature::{EmptySecret, Secret, Verifier};
+use crate::signature::{EmptySecret, Secret, Secrets, Verifier};
 
 use self::budget::Budget;
 pub use self::future::ResponseFuture;
@@ -133,7 +133,8 @@ impl<D> Clone for VobizWebhookLayer<D> {
 
 #[derive(Clone)]
 struct Config {
-    verifier: Verifier,
+    /// A live handle: shared with every clone of the layer and with whoever rotates them.
+    secrets: Secrets,
     body_limit: usize,
     body_timeout: Duration,
     /// Shared by every clone of the layer (the budget is behind an `Arc`).
@@ -180,9 +181,17 @@ impl VobizWebhookLayer<MemoryStore> {
     /// A layer that verifies with every secret of `verifier` and deduplicates in process.
     #[must_use]
     pub fn from_verifier(verifier: Verifier) -> Self {
+        Self::from_secrets(Secrets::from_verifier(verifier))
+    }
+
+    /// A layer that verifies with the live set `secrets` and deduplicates in process: keep a
+    /// clone of `secrets` to add, remove or replace secrets while the server runs (a rotation
+    /// without a redeploy; see [`Secrets`]).
+    #[must_use]
+    pub fn from_secrets(secrets: Secrets) -> Self {
         Self {
             config: Arc::new(Config {
-                verifier,
+                secrets,
                 body_limit: DEFAULT_BODY_LIMIT,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
                 body_budget: Some(Budget::new(DEFAULT_BODY_BUDGET)),
@@ -209,7 +218,9 @@ impl<D> VobizWebhookLayer<D> {
     /// Also accepts deliveries signed with `secret`: the other side of a rotation.
     ///
     /// Vobiz rotates a secret by creating a new subscription and deleting the old one; deploy
-    /// with both secrets, then drop the old one once its subscription is deleted.
+    /// with both secrets, then drop the old one once its subscription is deleted. The secret
+    /// joins the layer's live set, shared with its clones (and with the [`Secrets`] handle it
+    /// was built from, if any); to change secrets while serving, keep such a handle.
     ///
     /// # Panics
     ///
@@ -231,10 +242,11 @@ impl<D> VobizWebhookLayer<D> {
     /// # Errors
     ///
     /// [`EmptySecret`] when `secret` is empty.
-    pub fn try_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
-        let secret = Secret::new(secret)?;
-        self.config_mut().verifier.push(secret);
-        Ok(self)
+    pub fn try_secret(self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
+        match self.config.secrets.add(secret) {
+            Ok(()) => Ok(self),
+            Err(_) => Err(EmptySecret),
+        }
     }
 
     /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`], 4 MiB).
@@ -393,7 +405,7 @@ impl<D> VobizWebhookLayer<D> {
 impl<D> fmt::Debug for VobizWebhookLayer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhookLayer")
-            .field("secrets", &self.config.verifier.len())
+            .field("secrets", &self.config.secrets.len())
             .field("body_limit", &self.config.body_limit)
             .field(
                 "body_budget",

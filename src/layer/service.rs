@@ -110,7 +110,7 @@ impl<S: fmt::Debug, D> fmt::Debug for VobizWebhook<S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhook")
             .field("inner", &self.inner)
-            .field("secrets", &self.config.verifier.len())
+            .field("secrets", &self.config.secrets.len())
             .finish()
     }
 }
@@ -204,7 +204,7 @@ where
     };
     // Steps 3–5: verify, read the envelope, check freshness.
     let verified = verify(
-        &config.verifier,
+        &config.secrets.load(),
         config.freshness,
         &parts.headers,
         &tag,

@@ -315,7 +315,9 @@ async fn redis_latency_and_resets_behind_a_proxy() {
             let served = loop {
                 probes += 1;
                 let id = format!("proxy-probe-{}-{probes}", std::process::id());
-                let probe = app.clone().oneshot(signed(SECRET, envelope(&id, "message.inbound")));
+                let probe = app
+                    .clone()
+                    .oneshot(signed(SECRET, envelope(&id, "message.inbound")));
                 let status = probe.await.expect("infallible").status();
                 if status == StatusCode::OK || probes >= 50 {
                     break status == StatusCode::OK;
@@ -402,5 +404,9 @@ async fn redis_latency_and_resets_behind_a_proxy() {
     );
     assert_eq!(hung_total, 0);
     assert_eq!(bad_200_total, 0);
-    assert_eq!(recovered.len(), PER_MODE, "every delivery after the cut was handled");
+    assert_eq!(
+        recovered.len(),
+        PER_MODE,
+        "every delivery after the cut was handled"
+    );
 }

@@ -326,7 +326,11 @@ async fn raw_byte_fidelity() {
         let status = harness.send(request).await.status();
         // Every valid JSON spelling is a delivery; a BOM or invalid UTF-8 is not an envelope.
         let envelope = !matches!(*name, "BOM" | "invalid UTF-8");
-        assert_eq!(status == StatusCode::OK, envelope, "{name}: answered {status}");
+        assert_eq!(
+            status == StatusCode::OK,
+            envelope,
+            "{name}: answered {status}"
+        );
         if status == StatusCode::OK {
             accepted += 1;
             let seen = harness.seen.lock().expect("lock");
@@ -339,7 +343,11 @@ async fn raw_byte_fidelity() {
             refused += 1;
         }
     }
-    assert_eq!((accepted, refused), (corpus.len() - 2, 2), "accepted, refused");
+    assert_eq!(
+        (accepted, refused),
+        (corpus.len() - 2, 2),
+        "accepted, refused"
+    );
     // The control: a verifier that re-serialises before hashing fails on this corpus.
     let verifier = Verifier::new([SECRET]).expect("secret");
     let mut control_failures = 0;

@@ -358,8 +358,14 @@ async fn slow_clients() {
     assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
     assert_eq!(closed.load(Ordering::SeqCst), SLOW);
     // Closed by the 10 s header read timeout: not before it, and not long after.
-    assert!(first_close >= Duration::from_secs(9), "first closed after {first_close:?}");
-    assert!(last_close <= Duration::from_secs(20), "last closed after {last_close:?}");
+    assert!(
+        first_close >= Duration::from_secs(9),
+        "first closed after {first_close:?}"
+    );
+    assert!(
+        last_close <= Duration::from_secs(20),
+        "last closed after {last_close:?}"
+    );
 }
 
 /// Resident and peak resident memory of process `pid`, in bytes (Linux: `VmRSS`, `VmHWM`).
@@ -575,4 +581,132 @@ async fn stalled_upload_flood() {
     assert_eq!(twice, 0);
     assert_eq!(health_failed, 0, "a health check failed during the flood");
     assert!(health_ok > 0);
+}
+
+/// Secrets swapped while serving: the example server re-reads `VOBIZ_WEBHOOK_SECRET_FILE` on
+/// SIGHUP. Deliveries signed with a secret live before and after each change are sent without
+/// pause while the file changes: none of them may be refused. A new secret is accepted once its
+/// reload lands, a removed one refused, and an empty file keeps the last good set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn secrets_reload_on_sighup() {
+    const OLD: &str = "the-old-secret";
+    const NEW: &str = "the-new-secret";
+    let dir = std::env::temp_dir().join(format!("vobiz-secrets-{}", crate::support::unique_name()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("secrets");
+    std::fs::write(&file, format!("{OLD}\n")).expect("write");
+    let server = Server::start(&[("VOBIZ_WEBHOOK_SECRET_FILE", file.display().to_string())]);
+    let pid = server.child.id().to_string();
+    let hangup = || {
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let next = Arc::new(AtomicUsize::new(0));
+    // One signed delivery with a fresh id; its status.
+    let send = {
+        let url = server.url.clone();
+        move |secret: &'static str| {
+            let (client, url, next) = (client.clone(), url.clone(), next.clone());
+            async move {
+                let id = format!(
+                    "reload-{}-{}",
+                    std::process::id(),
+                    next.fetch_add(1, Ordering::SeqCst)
+                );
+                http_post(&client, &url, secret, &event(&id, "message.inbound"))
+                    .send()
+                    .await
+                    .map(|response| response.status().as_u16())
+                    .unwrap_or(0)
+            }
+        }
+    };
+    // Sends with `steady` without pause until `done`, counting refusals of it.
+    let steady = |secret: &'static str, done: Arc<AtomicBool>| {
+        let send = send.clone();
+        tokio::spawn(async move {
+            let (mut sent, mut refused) = (0usize, 0usize);
+            while !done.load(Ordering::SeqCst) {
+                sent += 1;
+                if send(secret).await != 200 {
+                    refused += 1;
+                }
+            }
+            (sent, refused)
+        })
+    };
+    // Waits (at most 10 s) until a delivery signed with `secret` gets `status`.
+    let until = |secret: &'static str, status: u16| {
+        let send = send.clone();
+        async move {
+            for _ in 0..200 {
+                if send(secret).await == status {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+
+    // Neither a secret nor a secrets file: the server refuses to start.
+    let refused = Command::new(server_binary())
+        .env_remove("VOBIZ_WEBHOOK_SECRET")
+        .env_remove("VOBIZ_WEBHOOK_SECRET_FILE")
+        .env("VOBIZ_ADDR", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("run the example server");
+    assert!(!refused.status.success(), "started without a secret");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("VOBIZ_WEBHOOK_SECRET_FILE"));
+
+    assert!(until(OLD, 200).await, "the file's secret verifies");
+    assert!(until(NEW, 401).await, "a secret not in the file is refused");
+
+    // Add: the old secret keeps verifying throughout; the new one starts to.
+    let done = Arc::new(AtomicBool::new(false));
+    let old_during_add = steady(OLD, done.clone());
+    std::fs::write(&file, format!("{OLD}\n{NEW}\n")).expect("write");
+    hangup();
+    assert!(until(NEW, 200).await, "the added secret never verified");
+    done.store(true, Ordering::SeqCst);
+    let (old_sent, old_refused) = old_during_add.await.expect("sender");
+
+    // Remove: the new secret keeps verifying throughout; the old one stops.
+    let done = Arc::new(AtomicBool::new(false));
+    let new_during_remove = steady(NEW, done.clone());
+    std::fs::write(&file, format!("{NEW},")).expect("write");
+    hangup();
+    assert!(until(OLD, 401).await, "the removed secret still verifies");
+    // An empty file on reload: the last good set stays.
+    std::fs::write(&file, "\n").expect("write");
+    hangup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    done.store(true, Ordering::SeqCst);
+    let (new_sent, new_refused) = new_during_remove.await.expect("sender");
+    assert_eq!(send(NEW).await, 200, "an empty file replaced the secrets");
+    assert_eq!(send(OLD).await, 401);
+
+    server.terminate();
+    let _ = tokio::task::block_in_place(|| server.wait(Duration::from_secs(40)));
+    let _ = std::fs::remove_dir_all(&dir);
+    figure(
+        "secrets reload",
+        format!(
+            "add by SIGHUP: {old_sent} deliveries with the old secret meanwhile, {old_refused} refused; \
+             remove by SIGHUP, then an empty file: {new_sent} with the new secret meanwhile, {new_refused} refused"
+        ),
+    );
+    assert_eq!(
+        old_refused, 0,
+        "a delivery with the kept old secret was refused"
+    );
+    assert_eq!(
+        new_refused, 0,
+        "a delivery with the kept new secret was refused"
+    );
+    assert!(old_sent > 0 && new_sent > 0);
 }

@@ -18,10 +18,14 @@
 //! # Ok::<(), vobiz_webhooks::signature::EmptySecret>(())
 //! ```
 
+mod secrets;
+
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+
+pub use self::secrets::{Secrets, SecretsError};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -38,6 +42,9 @@ pub const HEX_TAG_LEN: usize = TAG_LEN * 2;
 #[derive(Clone)]
 pub struct Secret {
     keyed: HmacSha256,
+    /// Which secret this is, to find it again among several (a domain-separated digest; never
+    /// printed).
+    identity: [u8; 32],
 }
 
 impl Secret {
@@ -53,7 +60,12 @@ impl Secret {
         }
         // HMAC accepts keys of any length, so this cannot fail; map it anyway rather than panic.
         let keyed = HmacSha256::new_from_slice(secret).map_err(|_| EmptySecret)?;
-        Ok(Self { keyed })
+        let identity = Sha256::new()
+            .chain_update(b"vobiz-webhooks secret identity\0")
+            .chain_update(secret)
+            .finalize()
+            .into();
+        Ok(Self { keyed, identity })
     }
 
     /// Whether `tag` is the HMAC of `body` under this secret, compared in constant time.
@@ -207,9 +219,29 @@ impl Verifier {
         }
     }
 
+    /// A verifier for `secrets`, or `None` when there is none.
+    pub(crate) fn from_secrets(secrets: Vec<Secret>) -> Option<Self> {
+        (!secrets.is_empty()).then_some(Self { secrets })
+    }
+
     /// Adds a secret that also verifies (the other side of a rotation).
     pub fn push(&mut self, secret: Secret) {
         self.secrets.push(secret);
+    }
+
+    /// Whether `secret` is one of this verifier's.
+    pub fn contains(&self, secret: &Secret) -> bool {
+        self.secrets
+            .iter()
+            .any(|live| live.identity == secret.identity)
+    }
+
+    /// Removes `secret`; `false` when it was not there. May leave the verifier empty: callers
+    /// that must keep one secret check [`is_empty`](Self::is_empty) (as [`Secrets`] does).
+    pub(crate) fn remove(&mut self, secret: &Secret) -> bool {
+        let before = self.secrets.len();
+        self.secrets.retain(|live| live.identity != secret.identity);
+        self.secrets.len() != before
     }
 
     /// How many secrets are live.
@@ -217,7 +249,7 @@ impl Verifier {
         self.secrets.len()
     }
 
-    /// Always `false`: a verifier holds at least one secret.
+    /// Whether no secret is left; a verifier built by this crate's constructors always has one.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
