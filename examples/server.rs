@@ -17,6 +17,9 @@
 //!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
 //! - `VOBIZ_MAX_CONNECTIONS` (default 4096): the most connections served at once; further ones
 //!   wait in the listen backlog until one closes.
+//! - `VOBIZ_METRICS_ADDR` (only with `--features metrics`): serve Prometheus metrics at
+//!   `GET /metrics` on this address, apart from the webhook listener (the names are listed in
+//!   the crate's `metrics` feature docs).
 //! - `RUST_LOG` (default `info`): log filter, e.g. `vobiz_webhooks=debug` to see every rejection.
 //!
 //! Routes: `POST /webhooks/vobiz` (verified by the layer) and `GET /health` (`200 ok`, not
@@ -243,6 +246,10 @@ async fn main() -> ExitCode {
         }
     };
 
+    if let Err(message) = serve_metrics() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!(active = config.secrets.len(), "webhook secrets loaded");
     if let Some(path) = config.secret_file.clone() {
         tokio::spawn(reload_on_hangup(path, config.secrets.clone()));
@@ -320,6 +327,33 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, max_connections: 
     {
         tracing::warn!("requests still in flight after the grace period; exiting anyway");
     }
+}
+
+/// With `--features metrics` and `VOBIZ_METRICS_ADDR` set: a Prometheus exporter on that
+/// address (`GET /metrics`), recording what the crate counts.
+fn serve_metrics() -> Result<(), String> {
+    let Some(addr) = std::env::var("VOBIZ_METRICS_ADDR")
+        .ok()
+        .filter(|addr| !addr.is_empty())
+    else {
+        return Ok(());
+    };
+    #[cfg(feature = "metrics")]
+    {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|err| format!("VOBIZ_METRICS_ADDR `{addr}` is not an address: {err}"))?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|err| format!("cannot serve metrics on {addr}: {err}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics on GET /metrics");
+        Ok(())
+    }
+    #[cfg(not(feature = "metrics"))]
+    Err(format!(
+        "VOBIZ_METRICS_ADDR is set ({addr}) but this build has no metrics: run with `--features metrics`"
+    ))
 }
 
 /// The secrets of `path`: separated by commas or newlines, blank entries skipped; at least one.

@@ -57,6 +57,32 @@
 //! | `testing` | | `testing::TestEvent` and `testing::Fixture`: signed deliveries for your own tests |
 //! | `client` | | `client::SubscriptionClient` for Vobiz's subscription API |
 //! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify (implies `testing`) |
+//! | `metrics` | | counters and histograms through the `metrics` facade (see below) |
+//!
+//! # Observing it
+//!
+//! Every delivery is one `tracing` span, `vobiz.webhook` (level `INFO`), with the fields
+//! `event_id`, `event_type`, `outcome`, `reason` (of a refusal), `status` and `latency_us`, so a
+//! `tracing-subscriber` or OpenTelemetry setup sees each delivery as one unit. Refusals are also
+//! logged at `debug` with their reason. No span or log ever holds a secret or a body byte.
+//!
+//! With the `metrics` feature the crate records through the [`metrics`](https://docs.rs/metrics)
+//! facade and the application picks the exporter (e.g. `metrics-exporter-prometheus`; the
+//! example server serves `GET /metrics` when built with `--features metrics` and run with
+//! `VOBIZ_METRICS_ADDR`). Without the feature nothing is recorded and nothing is compiled in.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `vobiz_webhook_deliveries_total` | counter | `outcome`: `handled`, `duplicate`, `in_flight`, `rejected`, `failed`, `unavailable`; `reason` with `rejected` and `unavailable` | every delivery the layer answered |
+//! | `vobiz_webhook_handler_seconds` | histogram | | how long the inner service (your handler) took |
+//! | `vobiz_webhook_store_seconds` | histogram | | how long the dedup store took to claim |
+//! | `vobiz_webhook_queue_events_total` | counter | `event`: `accepted`, `rejected`, `succeeded`, `retried`, `dead_lettered`, `released`, `duplicate` | what queue mode did |
+//! | `vobiz_webhook_queue_depth` | gauge | `state`: `queued`, `in_progress` | events waiting and being handled, in this process |
+//!
+//! `reason` is [`Rejection::reason`]: `missing_signature`, `malformed_signature`,
+//! `signature_mismatch`, `too_large`, `body_timeout`, `body_read_failed`, `bad_envelope`,
+//! `event_mismatch`, `stale` (rejected); `store_unavailable`, `lease_expired`, `body_budget`
+//! (unavailable). `failed` is a handler that answered other than 2xx or failed.
 //!
 //! # Serving it: timeouts for slow or hostile clients
 //!
@@ -125,6 +151,7 @@ pub mod extract;
 mod future;
 pub mod headers;
 mod layer;
+mod observe;
 #[cfg(feature = "queue")]
 pub mod queue;
 mod random;

@@ -90,6 +90,28 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A short stable name of the cause, in `snake_case`, for logs and metric labels:
+    /// `missing_signature`, `malformed_signature`, `signature_mismatch`, `too_large`,
+    /// `body_timeout`, `body_read_failed`, `bad_envelope`, `event_mismatch`, `stale` (the three
+    /// freshness refusals), `in_flight`, `store_unavailable`, `lease_expired`, `body_budget`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature => "malformed_signature",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::BodyReadFailed(_) => "body_read_failed",
+            Self::InvalidEnvelope(_) => "bad_envelope",
+            Self::EventTypeMismatch { .. } => "event_mismatch",
+            Self::MissingTimestamp | Self::Stale | Self::FromTheFuture => "stale",
+            Self::InFlight { .. } => "in_flight",
+            Self::StoreUnavailable { .. } => "store_unavailable",
+            Self::LeaseExpired { .. } => "lease_expired",
+            Self::BodyBudgetExhausted { .. } => "body_budget",
+        }
+    }
+
     /// The HTTP status this rejection answers with.
     pub fn status(&self) -> StatusCode {
         match self {

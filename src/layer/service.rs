@@ -12,6 +12,7 @@ use http::Request;
 use time::OffsetDateTime;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::body::read_body;
 use super::budget::Reservation;
@@ -22,6 +23,7 @@ use crate::claim::{within_lease, Claimed, Dedup, LeaseExpired};
 use crate::dedup::{DedupStore, EventKey, MemoryStore};
 use crate::future::BoxError;
 use crate::headers::X_VOBIZ_DUPLICATE;
+use crate::observe::{self, Outcome};
 use crate::rejection::Rejection;
 use crate::response::{retry_after_secs, text_response};
 use crate::signature::{EmptySecret, TAG_LEN};
@@ -139,11 +141,20 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
+        // One span per delivery; the refusals below are recorded in it.
+        let span = observe::delivery_span();
+        let started = (!span.is_disabled()).then(std::time::Instant::now);
+        let refuse = |rejection| {
+            let _entered = span.enter();
+            let response = reject(&config, rejection);
+            finish(&span, started, &response);
+            ResponseFuture::ready(response)
+        };
 
         // Step 1: refuse cheaply, before a byte of the body is read.
         let checked = match check_headers(request.headers(), config.body_limit) {
             Ok(checked) => checked,
-            Err(rejection) => return ResponseFuture::ready(reject(&config, rejection)),
+            Err(rejection) => return refuse(rejection),
         };
         // Room for the body among all those not yet verified; refused at once when there is
         // none, while the sender can still be told to come back. The body's own bound (hyper
@@ -161,21 +172,29 @@ where
                     Some(reservation) => Some(reservation),
                     None => {
                         let retry_after = retry_after_secs(config.retry_after);
-                        let rejection = Rejection::BodyBudgetExhausted { retry_after };
-                        return ResponseFuture::ready(reject(&config, rejection));
+                        return refuse(Rejection::BodyBudgetExhausted { retry_after });
                     }
                 }
             }
         };
         let dedup = self.dedup.clone();
-        ResponseFuture::new(handle(
-            inner,
-            config,
-            dedup,
-            request,
-            checked.tag,
-            reservation,
-        ))
+        let handling = handle(inner, config, dedup, request, checked.tag, reservation);
+        ResponseFuture::new(async move {
+            let result = handling.instrument(span.clone()).await;
+            if let Ok(response) = &result {
+                finish(&span, started, response);
+            }
+            result
+        })
+    }
+}
+
+/// Records the answer and, when the span is enabled, the time taken on the delivery's span.
+fn finish(span: &tracing::Span, started: Option<std::time::Instant>, response: &Response) {
+    if let Some(started) = started {
+        span.record("status", response.status().as_u16());
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        span.record("latency_us", micros);
     }
 }
 
@@ -214,13 +233,21 @@ where
     // Checked, verified or not: the body no longer counts against the budget.
     drop(reservation);
     let verified = match verified {
-        Ok(verified) => verified,
+        Ok(verified) => {
+            let span = tracing::Span::current();
+            span.record("event_id", verified.event_id());
+            span.record("event_type", verified.event_type().as_str());
+            verified
+        }
         Err(rejection) => return Ok(reject(&config, rejection)),
     };
 
     // Step 6: claim the event id.
     let key = EventKey::from_event_id(verified.event_id());
-    let lease = match dedup.claim(key, config.claim).await {
+    let started = observe::start();
+    let claimed = dedup.claim(key, config.claim).await;
+    observe::store_time(started);
+    let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => Some(lease),
         Ok(Claimed::Done) => return Ok(duplicate(&verified)),
         Ok(Claimed::InFlight) => {
@@ -253,11 +280,18 @@ where
     }
     // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
     // when the response future is dropped).
+    let started = observe::start();
     let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
     // A handler must not outlive its claim: past the lease it is cancelled.
     let response = match within_lease(lease.as_ref(), call).await {
-        Ok(response) => response?,
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            observe::handler_time(started);
+            observe::delivery(Outcome::Failed);
+            return Err(error);
+        }
         Err(LeaseExpired) => {
+            observe::handler_time(started);
             if let Some(lease) = lease {
                 lease.expire();
             }
@@ -269,16 +303,25 @@ where
         }
     };
 
+    observe::handler_time(started);
+    let success = response.status().is_success();
+    observe::delivery(if success {
+        Outcome::Handled
+    } else {
+        Outcome::Failed
+    });
+
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler.
     if let Some(lease) = lease {
-        lease.settle(response.status().is_success()).await;
+        lease.settle(success).await;
     }
     Ok(response.map(Body::new))
 }
 
 /// A completed id delivered again: acknowledged so the sender stops, handler not called.
 fn duplicate(event: &VerifiedEvent) -> Response {
+    observe::delivery(Outcome::Duplicate);
     tracing::debug!(
         event_id = event.event_id(),
         "duplicate delivery acknowledged"
@@ -296,6 +339,13 @@ fn duplicate(event: &VerifiedEvent) -> Response {
 }
 
 fn reject(config: &Config, rejection: Rejection) -> Response {
+    observe::delivery(match &rejection {
+        Rejection::InFlight { .. } => Outcome::InFlight,
+        Rejection::StoreUnavailable { .. }
+        | Rejection::LeaseExpired { .. }
+        | Rejection::BodyBudgetExhausted { .. } => Outcome::Unavailable(rejection.reason()),
+        _ => Outcome::Rejected(rejection.reason()),
+    });
     tracing::debug!(
         status = rejection.status().as_u16(),
         reason = %rejection,

@@ -349,6 +349,28 @@ pub(crate) enum Counter {
     Duplicates,
 }
 
+/// How a counter shows in the crate's metrics (`crate::observe`).
+enum Metric {
+    Event(&'static str),
+    Depth(&'static str),
+}
+
+impl Counter {
+    fn metric(self) -> Metric {
+        match self {
+            Self::Queued => Metric::Depth("queued"),
+            Self::InProgress => Metric::Depth("in_progress"),
+            Self::Accepted => Metric::Event("accepted"),
+            Self::Rejected => Metric::Event("rejected"),
+            Self::Succeeded => Metric::Event("succeeded"),
+            Self::Retried => Metric::Event("retried"),
+            Self::DeadLettered => Metric::Event("dead_lettered"),
+            Self::Released => Metric::Event("released"),
+            Self::Duplicates => Metric::Event("duplicate"),
+        }
+    }
+}
+
 impl Counters {
     fn counter(&self, counter: Counter) -> &AtomicU64 {
         match counter {
@@ -366,10 +388,17 @@ impl Counters {
 
     pub(crate) fn add(&self, counter: Counter) {
         self.counter(counter).fetch_add(1, Ordering::Relaxed);
+        match counter.metric() {
+            Metric::Event(event) => crate::observe::queue_event(event),
+            Metric::Depth(state) => crate::observe::queue_depth(state, 1.0),
+        }
     }
 
     /// Gauges only; saturates at zero.
     pub(crate) fn sub(&self, counter: Counter) {
+        if let Metric::Depth(state) = counter.metric() {
+            crate::observe::queue_depth(state, -1.0);
+        }
         let _ = self
             .counter(counter)
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {

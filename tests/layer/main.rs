@@ -5,6 +5,9 @@ mod support;
 
 mod behaviour;
 mod budget;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod regressions;
 mod resources;
 mod signature;
+mod spans;

@@ -710,3 +710,58 @@ async fn secrets_reload_on_sighup() {
     );
     assert!(old_sent > 0 && new_sent > 0);
 }
+
+/// With `--features metrics` and `VOBIZ_METRICS_ADDR`, the example server serves Prometheus
+/// text counting handled, duplicate and refused deliveries by reason.
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn prometheus_metrics() {
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(&[("VOBIZ_METRICS_ADDR", metrics_addr.clone())]);
+    let client = reqwest::Client::new();
+    let delivered = event(
+        &format!("metrics-{}", std::process::id()),
+        "message.inbound",
+    );
+    for _ in 0..2 {
+        let response = http_post(&client, &server.url, SECRET, &delivered)
+            .send()
+            .await
+            .expect("delivery");
+        assert_eq!(response.status(), 200);
+    }
+    let forged = http_post(&client, &server.url, "not-the-secret", &delivered)
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 401);
+    let text = client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    server.terminate();
+    let _ = tokio::task::block_in_place(|| server.wait(Duration::from_secs(40)));
+    let value = |needle: &str| {
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .find(|line| {
+                line.starts_with("vobiz_webhook_deliveries_total")
+                    && needle.split(',').all(|part| line.contains(part))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|number| number.parse::<f64>().ok())
+    };
+    assert_eq!(value(r#"outcome="handled""#), Some(1.0), "{text}");
+    assert_eq!(value(r#"outcome="duplicate""#), Some(1.0), "{text}");
+    assert_eq!(
+        value(r#"outcome="rejected",reason="signature_mismatch""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains("vobiz_webhook_handler_seconds"), "{text}");
+}
