@@ -7,6 +7,10 @@
 //! (`iter_batched`), so only the service call is measured.
 //!
 //! `cargo bench --bench layer -- --warm-up-time 1 --measurement-time 5`
+//!
+//! With `--features metrics` a Prometheus recorder is installed first, so every delivery is
+//! recorded as in production: the layer's line against the same line without the feature is
+//! what the metrics cost.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -91,6 +95,10 @@ fn layer(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let _guard = runtime.enter();
+    #[cfg(feature = "metrics")]
+    let _metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("a Prometheus recorder");
 
     let mut requests = Requests::new();
     let len = requests.body().len();

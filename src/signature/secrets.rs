@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::{EmptySecret, Secret, Verifier};
+use super::{EmptySecret, Secret, SignatureError, Verifier};
 
 /// The layer's secrets as a shared handle: clone it into the layer
 /// ([`VobizWebhookLayer::from_secrets`](crate::VobizWebhookLayer::from_secrets)) and keep a
@@ -158,6 +158,16 @@ impl Secrets {
     /// The secrets live right now, as a verifier that no later change affects.
     pub fn verifier(&self) -> Arc<Verifier> {
         self.current.load_full()
+    }
+
+    /// Verifies the raw `X-Webhook-Signature` value against the exact `body` with the secrets
+    /// live right now, as [`Verifier::verify`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify`].
+    pub fn verify(&self, header: &[u8], body: &[u8]) -> Result<(), SignatureError> {
+        self.current.load().verify(header, body)
     }
 
     /// The current set, for one verification (cheaper than [`verifier`](Self::verifier)).
