@@ -242,7 +242,7 @@ impl<D: DedupStore> Consumer<D> {
         let heartbeat = AbortOnDrop(tokio::spawn(heartbeat.run()));
         let mut attempts = attempts_started;
         let outcome = loop {
-            match self.start_attempt(&record, &entry, &key).await {
+            match self.start_attempt(&record, &entry).await {
                 Ok(Some(started)) => attempts = started,
                 Ok(None) => attempts += 1,
                 Err(error) => {
@@ -384,7 +384,6 @@ impl<D: DedupStore> Consumer<D> {
         &mut self,
         record: &str,
         entry: &Entry,
-        _key: &EventKey,
     ) -> Result<Option<u32>, RedisError> {
         let started: i64 = ATTEMPT
             .key(record)
