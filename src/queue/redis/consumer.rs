@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::create_group;
 use super::entry::{parse_token, Entry};
 use super::heartbeat::{lost, ownership_window, Beat, Heartbeat};
-use super::scripts::{ACK, ATTEMPT, DEAD_LETTER, PICKUP, RECORD_TOKEN, SET_TOKEN};
+use super::scripts::{ACK, ATTEMPT, DEAD_LETTER, NOTE_FAILURE, PICKUP, RECORD_TOKEN, SET_TOKEN};
 use super::workers::WorkerShared;
 use crate::dedup::redis::token_text;
 use crate::dedup::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey};
@@ -186,6 +186,7 @@ impl<D: DedupStore> Consumer<D> {
         // 2. Run only while the claim is this entry's: the recorded token still owns it, or
         //    the claim ran out and is taken anew. A store that cannot answer is not an attempt.
         let claimed_at = Instant::now();
+        let failure = pickup.failure;
         let token = match self.own_claim(&entry, &key, &record, pickup.token).await {
             Ownership::Ours(token) => token,
             Ownership::Done => {
@@ -209,9 +210,13 @@ impl<D: DedupStore> Consumer<D> {
 
         let attempts_started = pickup.attempts.unwrap_or(entry.earlier);
         if attempts_started >= shared.max_attempts {
-            let error = format!(
+            let mut error = format!(
                 "gave up after {attempts_started} started attempts: the last never finished (its worker crashed, stalled or lost the entry)"
             );
+            if let Some(failure) = failure {
+                error.push_str("; an earlier one failed: ");
+                error.push_str(&failure);
+            }
             return self
                 .dead_letter(&entry, &record, Some(token), attempts_started, error)
                 .await;
@@ -266,6 +271,7 @@ impl<D: DedupStore> Consumer<D> {
             match outcome {
                 Ok(()) => break Outcome::Succeeded,
                 Err(error) if attempts < shared.max_attempts => {
+                    self.note_failure(&record, &entry, &error).await;
                     let delay = shared.backoff.delay(attempts);
                     shared.counters.add(Counter::Retried);
                     tracing::warn!(event_id = %entry.event_id, attempt = attempts, %error, ?delay, "handler failed; retrying");
@@ -310,7 +316,7 @@ impl<D: DedupStore> Consumer<D> {
     /// Touches the entry and reads (or makes) its record. `None`: not ours any more.
     async fn pickup(&mut self, entry: &Entry, record: &str) -> Result<Option<Pickup>, RedisError> {
         let keys = &self.shared.keys;
-        let reply: Option<(i64, String, u32)> = PICKUP
+        let reply: Option<(i64, String, u32, String)> = PICKUP
             .key(&keys.stream)
             .key(record)
             .arg(&keys.group)
@@ -320,11 +326,12 @@ impl<D: DedupStore> Consumer<D> {
             .arg(millis_ceil(entry.ttl).max(1))
             .invoke_async(&mut self.connection)
             .await?;
-        Ok(reply.map(|(own, token, attempts)| {
+        Ok(reply.map(|(own, token, attempts, failure)| {
             if own == 1 {
                 Pickup {
                     token: parse_token(&token),
                     attempts: Some(attempts),
+                    failure: Some(failure).filter(|failure| !failure.is_empty()),
                 }
             } else {
                 // The record is another entry's (this one outlived its record): this entry's
@@ -332,6 +339,7 @@ impl<D: DedupStore> Consumer<D> {
                 Pickup {
                     token: entry.token.clone(),
                     attempts: None,
+                    failure: None,
                 }
             }
         }))
@@ -392,6 +400,20 @@ impl<D: DedupStore> Consumer<D> {
             .invoke_async(&mut self.connection)
             .await?;
         Ok(u32::try_from(started).ok())
+    }
+
+    /// Keeps a failed attempt's error in the record (best effort: only a later worker's dead
+    /// letter reads it).
+    async fn note_failure(&mut self, record: &str, entry: &Entry, error: &str) {
+        let noted: Result<i64, RedisError> = NOTE_FAILURE
+            .key(record)
+            .arg(&entry.id)
+            .arg(error)
+            .invoke_async(&mut self.connection)
+            .await;
+        if let Err(redis_error) = noted {
+            tracing::debug!(event_id = %entry.event_id, %redis_error, "cannot keep the failure in the record");
+        }
     }
 
     /// Completes the claim; when the token no longer owns it, with the record's token (a
@@ -504,6 +526,8 @@ struct Pickup {
     token: Option<ClaimToken>,
     /// Attempts started so far; `None` when the record is another entry's.
     attempts: Option<u32>,
+    /// The last failed attempt's error, if one failed.
+    failure: Option<String>,
 }
 
 /// Whether the entry's claim is this worker's to run with.

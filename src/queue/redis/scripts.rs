@@ -72,8 +72,8 @@ return ''",
 });
 
 /// Pick an entry up: touch it as [`TOUCH`] does (nil when it is not ours), make its record when
-/// it has none (an entry queued without one), and answer `{1, token, attempts started}`, or
-/// `{0, '', 0}` when the record belongs to another entry of the same event. KEYS[1] stream,
+/// it has none (an entry queued without one), and answer `{1, token, attempts started, last
+/// failure}`, or `{0, '', 0, ''}` when the record belongs to another entry of the same event. KEYS[1] stream,
 /// KEYS[2] record; ARGV[1] group; ARGV[2] consumer; ARGV[3] entry id; ARGV[4] the entry's own
 /// claim token; ARGV[5] record expiry in ms.
 pub(super) static PICKUP: LazyLock<Script> = LazyLock::new(|| {
@@ -87,9 +87,9 @@ if not id then
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
   id = ARGV[3]
 end
-if id ~= ARGV[3] then return {0, '', 0} end
-local record = redis.call('HMGET', KEYS[2], 'token', 'attempts')
-return {1, record[1] or '', tonumber(record[2] or '0')}",
+if id ~= ARGV[3] then return {0, '', 0, ''} end
+local record = redis.call('HMGET', KEYS[2], 'token', 'attempts', 'error')
+return {1, record[1] or '', tonumber(record[2] or '0'), record[3] or ''}",
     )
 });
 
@@ -120,5 +120,15 @@ pub(super) static RECORD_TOKEN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return '' end
 return redis.call('HGET', KEYS[1], 'token') or ''",
+    )
+});
+
+/// An attempt failed: keep its error in the record, for the dead letter of a later worker that
+/// gives up. KEYS[1] record; ARGV[1] entry id; ARGV[2] error.
+pub(super) static NOTE_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'error', ARGV[2])
+return 1",
     )
 });
