@@ -53,7 +53,8 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 /// How it is built: the key's 16 bytes pick one of up to 64 shards, each a `Mutex` over a
 /// `HashMap<[u8; 16], u64>`; the `u64` packs the state (in flight or done), the deadline in
 /// milliseconds since the store was made (40 bits) and a per-shard claim counter (22 bits). The
-/// packed word is the claim token, so fencing is one comparison. One atomic count bounds the
+/// packed word as the claim was made is its token, so fencing is a few bit comparisons (the
+/// counter, and a deadline a renewal may only move later). One atomic count bounds the
 /// whole store. When it is full, a shard makes room in one pass: it drops every expired entry
 /// and, when that is not enough, the completed entries with the earliest deadlines, 1/16 of its
 /// share at a time so the cost spreads over many claims. The new id's shard does so when it holds
@@ -208,18 +209,25 @@ impl MemoryStore {
         self.inner.len.fetch_sub(entries, Ordering::Relaxed);
     }
 
+    /// The high half of the tokens of `key`'s claims: a keyed digest of the key, never zero, so
+    /// a token of another key or another store owns nothing here.
+    fn key_check(&self, key: &Key) -> u64 {
+        key_hash(self.inner.seed ^ TOKEN_DOMAIN, &key.0) | 1
+    }
+
     fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
+        let check = self.key_check(&key);
         let word = shard.new_claim(now, lease);
         match shard.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(mut occupied) => {
-                return Ok(settle_existing(occupied.get_mut(), word, now));
+                return Ok(settle_existing(occupied.get_mut(), word, now, check));
             }
             std::collections::hash_map::Entry::Vacant(vacant) => {
                 if self.reserve() {
                     vacant.insert(word);
-                    return Ok(Claim::Fresh(ClaimToken::from_u128(word.into())));
+                    return Ok(Claim::Fresh(token(check, word)));
                 }
             }
         }
@@ -243,14 +251,14 @@ impl MemoryStore {
             shard = lock(&self.inner.shards[own]);
             // Unlocked meanwhile: someone may have claimed the id.
             if let Some(existing) = shard.map.get_mut(&key) {
-                return Ok(settle_existing(existing, word, now));
+                return Ok(settle_existing(existing, word, now, check));
             }
         }
         if !self.reserve() {
             return Err(StoreError::from_kind(StoreErrorKind::CapacityExhausted));
         }
         shard.map.insert(key, word);
-        Ok(Claim::Fresh(ClaimToken::from_u128(word.into())))
+        Ok(Claim::Fresh(token(check, word)))
     }
 
     /// Makes room in the other shards, fullest first, one lock at a time; answers how many
@@ -279,7 +287,7 @@ impl MemoryStore {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
         match shard.map.get_mut(&key) {
-            Some(word) if u128::from(*word) == token.as_u128() && !is_expired(*word, now) => {
+            Some(word) if owns(*word, token, self.key_check(&key)) && !is_expired(*word, now) => {
                 *word = DONE | deadline_millis(now, ttl) << DEADLINE_SHIFT | (*word & TOKEN_MASK);
                 true
             }
@@ -291,7 +299,7 @@ impl MemoryStore {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
         match shard.map.get(&key) {
-            Some(word) if u128::from(*word) == token.as_u128() => {
+            Some(word) if owns(*word, token, self.key_check(&key)) => {
                 // An expired claim of ours is as good as absent: drop it, but it was not ours
                 // to release any more.
                 let live = !is_expired(*word, now);
@@ -303,10 +311,50 @@ impl MemoryStore {
             _ => false,
         }
     }
+
+    fn renew_now(&self, key: &EventKey, token: &ClaimToken, lease: Duration) -> bool {
+        let now = self.now();
+        let (mut shard, key) = self.shard(key);
+        match shard.map.get_mut(&key) {
+            Some(word) if owns(*word, token, self.key_check(&key)) && !is_expired(*word, now) => {
+                // Never earlier than the deadline the token was issued with: `owns` relies on it.
+                let until = deadline_millis(now, lease).max(deadline(*word));
+                *word = IN_FLIGHT | until << DEADLINE_SHIFT | (*word & TOKEN_MASK);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Mixed into the seed for [`MemoryStore::key_check`], apart from the shard hash.
+const TOKEN_DOMAIN: u64 = 0x746f_6b65_6e5f_7631;
+
+/// A claim's token: the key check above the word the claim was stored as.
+fn token(check: u64, word: u64) -> ClaimToken {
+    ClaimToken::from_u128(u128::from(check) << 64 | u128::from(word))
+}
+
+/// Whether `token` is the claim held in `word` of the key whose check is `check`: the key's
+/// check, an in-flight word with the token's claim counter, whose deadline is not before the one
+/// the token was issued with (a renewal only moves it later). Before any renewal this is plain
+/// equality with the word; a claim of the id made after this one expired carries another
+/// counter.
+fn owns(word: u64, token: &ClaimToken, check: u64) -> bool {
+    let token = token.as_u128();
+    if token >> 64 != u128::from(check) {
+        return false;
+    }
+    // The low half: the word as it was stored.
+    let token = token as u64;
+    word & STATE_MASK == IN_FLIGHT
+        && token & STATE_MASK == IN_FLIGHT
+        && word & TOKEN_MASK == token & TOKEN_MASK
+        && deadline(token) <= deadline(word)
 }
 
 /// A claim found an entry for its key: live entries answer, expired ones are claimed anew.
-fn settle_existing(existing: &mut u64, fresh: u64, now: u64) -> Claim {
+fn settle_existing(existing: &mut u64, fresh: u64, now: u64, check: u64) -> Claim {
     if !is_expired(*existing, now) {
         if is_done(*existing) {
             Claim::Done
@@ -315,7 +363,7 @@ fn settle_existing(existing: &mut u64, fresh: u64, now: u64) -> Claim {
         }
     } else {
         *existing = fresh;
-        Claim::Fresh(ClaimToken::from_u128(fresh.into()))
+        Claim::Fresh(token(check, fresh))
     }
 }
 
@@ -419,6 +467,15 @@ impl DedupStore for MemoryStore {
 
     async fn release(&self, key: &EventKey, token: &ClaimToken) -> Result<bool, StoreError> {
         Ok(self.release_now(key, token))
+    }
+
+    async fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self.renew_now(key, token, lease))
     }
 }
 

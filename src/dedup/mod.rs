@@ -12,6 +12,8 @@
 //!
 //! Both settle calls are *fenced* by the token: a late finisher whose lease expired and whose id
 //! was claimed again by someone else can neither complete nor release the other's claim.
+//! [`renew`](DedupStore::renew) is fenced the same way: it extends a claim's lease only for
+//! the token that owns it, and tells a long run (a queue worker) whether it still does.
 //!
 //! ```
 //! use std::time::Duration;
@@ -174,6 +176,32 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &EventKey,
         token: &ClaimToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Checks that `token` still owns a live in-flight claim of `key` and, if it does, keeps the
+    /// claim live for at least `lease` from now.
+    ///
+    /// Answers `Ok(true)` when the claim is ours and its lease was extended, `Ok(false)` when the
+    /// token no longer owns it (the lease expired, the claim was released or completed, or
+    /// someone else claimed the id since); then nothing changes. The queue's workers call it
+    /// before running a queued event and while its handler runs, so a run never continues
+    /// beside the claim's new owner.
+    ///
+    /// The default implementation fails with [`StoreErrorKind::Other`]: a store that does not
+    /// implement it works behind the layer, but the Redis queue's workers never run an event
+    /// they cannot prove is theirs (they leave it pending). Every backend of the crate
+    /// implements it.
+    fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (key, token, lease);
+        std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Other,
+            "this DedupStore does not implement renew",
+        )))
+    }
 }
 
 /// One store shared by several layers or services.
@@ -201,6 +229,15 @@ impl<T: DedupStore> DedupStore for Arc<T> {
         token: &ClaimToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).release(key, token)
+    }
+
+    fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).renew(key, token, lease)
     }
 }
 

@@ -217,4 +217,17 @@ impl DedupStore for MokaStore {
     async fn release(&self, key: &EventKey, token: &ClaimToken) -> Result<bool, StoreError> {
         Ok(self.settle(key, token, None))
     }
+
+    async fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = Entry {
+            token: token.as_u128(),
+            life: lease,
+        };
+        Ok(self.settle(key, token, Some(renewed)))
+    }
 }

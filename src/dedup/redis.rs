@@ -21,6 +21,7 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 /// | claim | `SET key token NX PX lease GET`: one round trip; nil → fresh, `done` → done, a token → in flight |
 /// | complete | a one-key script: if the value is our token, `SET key done PX ttl` |
 /// | release | a one-key script: if the value is our token, `DEL key` |
+/// | renew | a one-key script: if the value is our token, `PEXPIRE key lease` |
 ///
 /// Tokens are 128 random bits, so replicas never mistake each other's claims. The scripts are sent
 /// with `EVAL`, so each settlement is one command even after a Redis restart emptied the script
@@ -62,6 +63,11 @@ return 0";
 
 const RELEASE: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+const RENEW: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0";
 
@@ -275,6 +281,29 @@ impl DedupStore for RedisStore {
                 .await
                 .map_err(store_error)?;
             Ok(released == 1)
+        }
+    }
+
+    fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let mut connection = self.connection.clone();
+        let redis_key = self.redis_key(key);
+        let token = token_text(token);
+        async move {
+            let renewed: i64 = redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(redis_key)
+                .arg(token)
+                .arg(millis(lease))
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(renewed == 1)
         }
     }
 }

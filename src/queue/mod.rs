@@ -104,14 +104,16 @@
 //! default) *before* the event is queued, and the claim is completed only when a handler
 //! succeeded. While the claim is in flight, redeliveries are answered 409 and never queued twice.
 //! If the lease ran out while the event still waited, a redelivery (Vobiz only retries when it
-//! did not get the 200) would be queued a second time, and the late completion is refused and
-//! logged. So in queue mode **set the layer's lease to cover the wait in the queue plus every
+//! did not get the 200) would be queued a second time in the in-process queue, and the late
+//! completion is refused and logged (the Redis queue adds no second entry while the first is
+//! pending: that entry takes the redelivery's claim over). So in queue mode **set the layer's lease to cover the wait in the queue plus every
 //! attempt**: [`MemoryQueueBuilder::handling_budget`] computes the attempts part (attempts ×
 //! handler timeout + the backoffs); add your worst expected queue wait. The lease only delays a
 //! redelivery after a crash, and after a 200 Vobiz does not redeliver anyway, so a long lease
 //! costs nothing in the normal case. (The Redis workers additionally re-check the claim when
-//! they pick an event up: a done id is acknowledged without running the handler, and an expired
-//! one is claimed again with a fresh lease.)
+//! they pick an event up: a done id is acknowledged without running the handler, an expired
+//! one is claimed again with a fresh lease, and one held by another run is left for later; and
+//! they renew the claim while the handler runs.)
 //!
 //! # Failures, retries and dead letters
 //!

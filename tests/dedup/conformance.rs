@@ -47,9 +47,94 @@ async fn release(store: &impl DedupStore, key: &EventKey, token: &ClaimToken) ->
     }
 }
 
+async fn renew(
+    store: &impl DedupStore,
+    key: &EventKey,
+    token: &ClaimToken,
+    lease: Duration,
+) -> bool {
+    match store.renew(key, token, lease).await {
+        Ok(renewed) => renewed,
+        Err(error) => panic!("renew of {key} failed: {error}"),
+    }
+}
+
 /// The cases, each generic over the store.
 mod cases {
     use super::*;
+
+    /// renew keeps the owner's claim live past its first lease, and settling still works with
+    /// the same token afterwards.
+    pub async fn renew_extends_the_owner_s_lease(store: impl DedupStore) {
+        let key = fresh_key();
+        let token = fresh(&store, &key, SHORT).await;
+        assert!(renew(&store, &key, &token, LEASE).await, "the owner renews");
+        tokio::time::sleep(PAST_SHORT).await;
+        assert_eq!(
+            claim(&store, &key).await,
+            Claim::InFlight,
+            "still in flight past the first lease"
+        );
+        assert!(renew(&store, &key, &token, LEASE).await, "renewed again");
+        assert!(
+            complete(&store, &key, &token, TTL).await,
+            "complete after renew"
+        );
+        assert_eq!(claim(&store, &key).await, Claim::Done);
+
+        // A renewed claim is released by its token too.
+        let key = fresh_key();
+        let token = fresh(&store, &key, LEASE).await;
+        assert!(renew(&store, &key, &token, LEASE).await);
+        assert!(release(&store, &key, &token).await, "release after renew");
+        fresh(&store, &key, LEASE).await;
+    }
+
+    /// renew answers false, and changes nothing, for any token that does not own a live claim:
+    /// another owner's, a released one, a done one, an expired one, an unknown id.
+    pub async fn renew_is_fenced(store: impl DedupStore) {
+        // Someone else's claim.
+        let key = fresh_key();
+        let other = fresh(&store, &fresh_key(), LEASE).await;
+        let owner = fresh(&store, &key, LEASE).await;
+        assert!(!renew(&store, &key, &other, LEASE).await, "another token");
+        assert!(complete(&store, &key, &owner, TTL).await, "owner intact");
+
+        // Released.
+        let key = fresh_key();
+        let token = fresh(&store, &key, LEASE).await;
+        assert!(release(&store, &key, &token).await);
+        assert!(!renew(&store, &key, &token, LEASE).await, "after release");
+        let second = fresh(&store, &key, LEASE).await;
+        assert!(
+            !renew(&store, &key, &token, LEASE).await,
+            "after a new claim"
+        );
+        assert!(renew(&store, &key, &second, LEASE).await);
+
+        // Done: never turned back into a claim.
+        let key = fresh_key();
+        let token = fresh(&store, &key, LEASE).await;
+        assert!(complete(&store, &key, &token, TTL).await);
+        assert!(!renew(&store, &key, &token, LEASE).await, "after complete");
+        assert_eq!(claim(&store, &key).await, Claim::Done);
+
+        // Expired, then claimed by another: the late token renews nothing.
+        let key = fresh_key();
+        let late = fresh(&store, &key, SHORT).await;
+        tokio::time::sleep(PAST_SHORT).await;
+        assert!(!renew(&store, &key, &late, LEASE).await, "after expiry");
+        let owner = fresh(&store, &key, SHORT).await;
+        assert!(!renew(&store, &key, &late, LEASE).await, "late token");
+        tokio::time::sleep(PAST_SHORT).await;
+        fresh(&store, &key, LEASE).await;
+        let _ = owner;
+
+        // Unknown id: nothing is created.
+        let key = fresh_key();
+        assert!(!renew(&store, &key, &other, LEASE).await, "unknown id");
+        fresh(&store, &key, LEASE).await;
+    }
 
     /// fresh → complete → every later claim is Done; a second complete is refused.
     pub async fn completed_ids_are_done(store: impl DedupStore) {
@@ -272,6 +357,8 @@ macro_rules! conformance {
                 release_never_deletes_done,
                 uuid_spellings_are_one_id,
                 one_fresh_among_concurrent_claims,
+                renew_extends_the_owner_s_lease,
+                renew_is_fenced,
             );
         }
     };

@@ -7,4 +7,6 @@ mod support;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_once;
 mod throughput;

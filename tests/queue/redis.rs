@@ -17,25 +17,25 @@ use tower::{service_fn, Layer, ServiceExt};
 use vobiz_webhooks::queue::{Backoff, RedisQueue, RedisWorkers};
 use vobiz_webhooks::{Claim, DedupStore, EventKey, RedisStore, VerifiedEvent, VobizWebhookLayer};
 
-const SECRET: &str = "queue-secret";
+pub(super) const SECRET: &str = "queue-secret";
 
 const CHILD_ENV: &str = "VOBIZ_QUEUE_TEST_CHILD";
 
-struct Setup {
-    url: String,
-    prefix: String,
-    store: RedisStore,
-    queue: RedisQueue,
-    redis: ConnectionManager,
+pub(super) struct Setup {
+    pub(super) url: String,
+    pub(super) prefix: String,
+    pub(super) store: RedisStore,
+    pub(super) queue: RedisQueue,
+    pub(super) redis: ConnectionManager,
 }
 
-async fn setup(test: &str) -> Option<Setup> {
+pub(super) async fn setup(test: &str) -> Option<Setup> {
     let url = available_url().await?;
     let prefix = unique_prefix(test);
     Some(connect(url, prefix).await)
 }
 
-async fn connect(url: String, prefix: String) -> Setup {
+pub(super) async fn connect(url: String, prefix: String) -> Setup {
     let store = RedisStore::new(&url)
         .await
         .expect("store")
@@ -53,13 +53,13 @@ async fn connect(url: String, prefix: String) -> Setup {
 }
 
 impl Setup {
-    fn layer(&self) -> VobizWebhookLayer<RedisStore> {
+    pub(super) fn layer(&self) -> VobizWebhookLayer<RedisStore> {
         VobizWebhookLayer::new(SECRET)
             .store(self.store.clone())
             .lease(Duration::from_secs(3600))
     }
 
-    async fn send(&self, id: &str) -> Response {
+    pub(super) async fn send(&self, id: &str) -> Response {
         let service = self.layer().layer(self.queue.service());
         service
             .oneshot(delivery(SECRET, id))
@@ -69,7 +69,12 @@ impl Setup {
 
     /// Workers whose handler records each run in Redis (`<prefix>handled` set, `<prefix>runs`
     /// counter), sleeps `sleep`, and fails ids starting with `poison`.
-    async fn workers(&self, consumer: &str, sleep: Duration, workers: usize) -> RedisWorkers {
+    pub(super) async fn workers(
+        &self,
+        consumer: &str,
+        sleep: Duration,
+        workers: usize,
+    ) -> RedisWorkers {
         self.queue
             .workers(self.store.clone())
             .consumer_name(consumer)
@@ -82,7 +87,7 @@ impl Setup {
             .expect("workers")
     }
 
-    async fn handled(&self) -> HashSet<String> {
+    pub(super) async fn handled(&self) -> HashSet<String> {
         self.try_handled().await.expect("smembers")
     }
 
@@ -95,7 +100,7 @@ impl Setup {
             .await
     }
 
-    async fn counter(&self, name: &str) -> u64 {
+    pub(super) async fn counter(&self, name: &str) -> u64 {
         let mut redis = self.redis.clone();
         let value: Option<u64> = redis::cmd("GET")
             .arg(format!("{}{name}", self.prefix))
@@ -105,12 +110,12 @@ impl Setup {
         value.unwrap_or(0)
     }
 
-    async fn cleanup(self) {
+    pub(super) async fn cleanup(self) {
         delete_prefix(&self.url, &self.prefix).await;
     }
 }
 
-fn recording_handler(
+pub(super) fn recording_handler(
     redis: ConnectionManager,
     prefix: &str,
     sleep: Duration,
@@ -209,7 +214,7 @@ fn spawn_child(setup: &Setup, sleep: Duration) -> Child {
         .expect("spawn child worker")
 }
 
-async fn wait_for(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+pub(super) async fn wait_for(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if check().await {

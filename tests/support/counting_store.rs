@@ -21,6 +21,7 @@ pub struct Counts {
     pub completes: AtomicUsize,
     pub completed: AtomicUsize,
     pub releases: AtomicUsize,
+    pub renews: AtomicUsize,
 }
 
 impl Counts {
@@ -84,5 +85,15 @@ impl<D: DedupStore> DedupStore for CountingStore<D> {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.counts.releases.fetch_add(1, Ordering::SeqCst);
         self.inner.release(key, token)
+    }
+
+    fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.counts.renews.fetch_add(1, Ordering::SeqCst);
+        self.inner.renew(key, token, lease)
     }
 }

@@ -1,5 +1,6 @@
-//! One consumer of the group: read or reclaim an entry, run the handler with retries and a
-//! heartbeat, then acknowledge or dead-letter it and settle its claim.
+//! One consumer of the group: read or reclaim an entry, make sure its claim is this entry's,
+//! run the handler with retries and a heartbeat, then acknowledge or dead-letter it and settle
+//! its claim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,15 @@ use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadRe
 use redis::RedisError;
 use tower_service::Service;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
+
 use super::create_group;
-use super::entry::Entry;
-use super::scripts::{ACK, DEAD_LETTER, TOUCH};
+use super::entry::{parse_token, Entry};
+use super::heartbeat::{lost, ownership_window, Beat, Heartbeat};
+use super::scripts::{ACK, ATTEMPT, DEAD_LETTER, NOTE_FAILURE, PICKUP, RECORD_TOKEN, SET_TOKEN};
 use super::workers::WorkerShared;
+use crate::dedup::redis::token_text;
 use crate::dedup::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey};
 use crate::future::AbortOnDrop;
 use crate::queue::{run_attempt, BoxError, Counter, QueueAttempt};
@@ -152,73 +158,139 @@ impl<D: DedupStore> Consumer<D> {
             Ok(delivery) => delivery.clone(),
             Err(error) => {
                 let error = error.clone();
-                return self.dead_letter(&entry, None, entry.earlier, error).await;
+                let record = shared.keys.record(entry.key.as_ref());
+                return self
+                    .dead_letter(&entry, &record, None, entry.earlier, error)
+                    .await;
             }
         };
-        if entry.earlier >= shared.max_attempts {
-            let error = format!(
-                "worker lost {} times while handling it (crash or stall)",
-                entry.earlier
+        let key = entry
+            .key
+            .unwrap_or_else(|| EventKey::from_event_id(delivery.event.event_id()));
+        let record = shared.keys.record(Some(&key));
+
+        // 1. Still ours (touched now), and the record: the claim token, the attempts started.
+        let picked_at = Instant::now();
+        let pickup = match self.pickup(&entry, &record).await {
+            Ok(Some(pickup)) => pickup,
+            Ok(None) => {
+                tracing::debug!(entry = %entry.id, "entry taken by another worker meanwhile");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(event_id = %entry.event_id, %error, "Redis failed picking the entry up; left pending");
+                return;
+            }
+        };
+
+        // 2. Run only while the claim is this entry's: the recorded token still owns it, or
+        //    the claim ran out and is taken anew. A store that cannot answer is not an attempt.
+        let claimed_at = Instant::now();
+        let failure = pickup.failure;
+        let token = match self.own_claim(&entry, &key, &record, pickup.token).await {
+            Ownership::Ours(token) => token,
+            Ownership::Done => {
+                tracing::debug!(event_id = %entry.event_id, "queued event already done: acknowledged");
+                shared.counters.add(Counter::Duplicates);
+                let _ = self.ack(&entry.id, &record).await;
+                return;
+            }
+            Ownership::Elsewhere => {
+                // Someone else holds the claim (a delivery being enqueued again, which hands
+                // it to this entry, or another entry of the event): never run beside it. Left
+                // pending, reclaimed after the idle timeout; not an attempt.
+                tracing::debug!(event_id = %entry.event_id, entry = %entry.id, "claim held elsewhere; entry left pending");
+                return;
+            }
+            Ownership::Unknown(error) => {
+                tracing::warn!(event_id = %entry.event_id, %error, "dedup store failed; entry left pending (not an attempt)");
+                return;
+            }
+        };
+
+        let attempts_started = pickup.attempts.unwrap_or(entry.earlier);
+        if attempts_started >= shared.max_attempts {
+            let mut error = format!(
+                "gave up after {attempts_started} started attempts: the last never finished (its worker crashed, stalled or lost the entry)"
             );
+            if let Some(failure) = failure {
+                error.push_str("; an earlier one failed: ");
+                error.push_str(&failure);
+            }
             return self
-                .dead_letter(&entry, entry.token.clone(), entry.earlier, error)
+                .dead_letter(&entry, &record, Some(token), attempts_started, error)
                 .await;
         }
-        // Re-check the claim: done → a duplicate; expired → ours anew.
-        let mut token = entry.token.clone();
-        if let Some(key) = entry.key {
-            match self.store.claim(&key, shared.lease).await {
-                Ok(Claim::Done) => {
-                    tracing::debug!(event_id = %entry.event_id, "queued event already done: acknowledged");
-                    shared.counters.add(Counter::Duplicates);
-                    let _ = self.ack(&entry.id).await;
-                    return;
-                }
-                Ok(Claim::Fresh(fresh)) => token = Some(fresh),
-                Ok(Claim::InFlight) => {}
-                Err(error) => {
-                    // Left pending: reclaimed after the idle timeout, when the store is back.
-                    tracing::warn!(event_id = %entry.event_id, %error, "dedup store failed; entry left pending");
-                    return;
-                }
-            }
+        let window = ownership_window(shared.idle_timeout);
+        if Instant::now() >= picked_at + window {
+            tracing::warn!(event_id = %entry.event_id, "picking the entry up took most of the idle timeout; left pending");
+            return;
         }
 
-        let heartbeat = tokio::spawn(heartbeat(
-            self.connection.clone(),
-            Arc::clone(&shared),
-            self.consumer.clone(),
-            entry.id.clone(),
-        ));
-        let heartbeat = AbortOnDrop(heartbeat);
-        let mut attempts = entry.earlier;
-        let error = loop {
-            attempts += 1;
+        // 3. Heartbeat, attempts.
+        let (beat, mut beats) = watch::channel(Beat {
+            token: Some(token),
+            lost: None,
+        });
+        let heartbeat = Heartbeat {
+            connection: self.connection.clone(),
+            shared: Arc::clone(&shared),
+            store: Arc::clone(&self.store),
+            consumer: self.consumer.clone(),
+            id: entry.id.clone(),
+            record: record.clone(),
+            key,
+            beat,
+            entry_until: picked_at + window,
+            claim_until: claimed_at + shared.lease,
+        };
+        let heartbeat = AbortOnDrop(tokio::spawn(heartbeat.run()));
+        let mut attempts = attempts_started;
+        let outcome = loop {
+            match self.start_attempt(&record, &entry).await {
+                Ok(Some(started)) => attempts = started,
+                Ok(None) => attempts += 1,
+                Err(error) => {
+                    tracing::warn!(event_id = %entry.event_id, %error, "cannot count the attempt in Redis; entry left pending");
+                    break Outcome::Stopped(None);
+                }
+            }
             let request = delivery.request(QueueAttempt {
                 number: attempts,
                 max: shared.max_attempts,
             });
             shared.counters.add(Counter::InProgress);
-            let outcome = run_attempt(handler.clone(), request, shared.handler_timeout).await;
+            let outcome = tokio::select! {
+                outcome = run_attempt(handler.clone(), request, shared.handler_timeout) => outcome,
+                reason = lost(&mut beats) => {
+                    shared.counters.sub(Counter::InProgress);
+                    break Outcome::Stopped(Some(reason));
+                }
+            };
             shared.counters.sub(Counter::InProgress);
             match outcome {
-                Ok(()) => break None,
+                Ok(()) => break Outcome::Succeeded,
                 Err(error) if attempts < shared.max_attempts => {
+                    self.note_failure(&record, &entry, &error).await;
                     let delay = shared.backoff.delay(attempts);
                     shared.counters.add(Counter::Retried);
                     tracing::warn!(event_id = %entry.event_id, attempt = attempts, %error, ?delay, "handler failed; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        reason = lost(&mut beats) => break Outcome::Stopped(Some(reason)),
+                    }
                 }
-                Err(error) => break Some(error),
+                Err(error) => break Outcome::Failed(error),
             }
         };
         drop(heartbeat);
-        match error {
-            None => {
-                if let (Some(key), Some(token)) = (entry.key, &token) {
-                    settle(&*self.store, &key, token, entry.ttl, &entry.event_id).await;
+        let token = beats.borrow().token.clone();
+        match outcome {
+            Outcome::Succeeded => {
+                if let Some(token) = &token {
+                    self.settle(&key, &record, &entry, token).await;
                 }
-                match self.ack(&entry.id).await {
+                match self.ack(&entry.id, &record).await {
                     Ok(()) => shared.counters.add(Counter::Succeeded),
                     Err(error) => {
                         // Handled and done in the store: a reclaim finds it done.
@@ -227,13 +299,160 @@ impl<D: DedupStore> Consumer<D> {
                     }
                 }
             }
-            Some(error) => self.dead_letter(&entry, token, attempts, error).await,
+            Outcome::Failed(error) => {
+                self.dead_letter(&entry, &record, token, attempts, error)
+                    .await;
+            }
+            Outcome::Stopped(Some(reason)) => tracing::warn!(
+                event_id = %entry.event_id,
+                entry = %entry.id,
+                %reason,
+                "handler stopped: the entry or its claim is no longer this worker's; left to the one that has it"
+            ),
+            Outcome::Stopped(None) => {}
         }
     }
 
-    async fn ack(&mut self, id: &str) -> Result<(), RedisError> {
+    /// Touches the entry and reads (or makes) its record. `None`: not ours any more.
+    async fn pickup(&mut self, entry: &Entry, record: &str) -> Result<Option<Pickup>, RedisError> {
+        let keys = &self.shared.keys;
+        let reply: Option<(i64, String, u32, String)> = PICKUP
+            .key(&keys.stream)
+            .key(record)
+            .arg(&keys.group)
+            .arg(&self.consumer)
+            .arg(&entry.id)
+            .arg(entry.token.as_ref().map(token_text).unwrap_or_default())
+            .arg(millis_ceil(entry.ttl).max(1))
+            .invoke_async(&mut self.connection)
+            .await?;
+        Ok(reply.map(|(own, token, attempts, failure)| {
+            if own == 1 {
+                Pickup {
+                    token: parse_token(&token),
+                    attempts: Some(attempts),
+                    failure: Some(failure).filter(|failure| !failure.is_empty()),
+                }
+            } else {
+                // The record is another entry's (this one outlived its record): this entry's
+                // own token, and its deliveries as its attempts.
+                Pickup {
+                    token: entry.token.clone(),
+                    attempts: None,
+                    failure: None,
+                }
+            }
+        }))
+    }
+
+    /// Whether this entry may run now, and with which claim token.
+    async fn own_claim(
+        &mut self,
+        entry: &Entry,
+        key: &EventKey,
+        record: &str,
+        token: Option<ClaimToken>,
+    ) -> Ownership {
+        let lease = self.shared.lease;
+        if let Some(token) = token {
+            match self.store.renew(key, &token, lease).await {
+                Ok(true) => return Ownership::Ours(token),
+                Ok(false) => {}
+                Err(error) => return Ownership::Unknown(error.to_string()),
+            }
+        }
+        match self.store.claim(key, lease).await {
+            Ok(Claim::Done) => Ownership::Done,
+            Ok(Claim::InFlight) => Ownership::Elsewhere,
+            Ok(Claim::Fresh(token)) => {
+                // The entry's token from now on, so a worker reclaiming it after a crash finds
+                // the claim its own instead of waiting for the lease to run out.
+                let recorded: Result<i64, RedisError> = SET_TOKEN
+                    .key(record)
+                    .arg(&entry.id)
+                    .arg(token_text(&token))
+                    .invoke_async(&mut self.connection)
+                    .await;
+                match recorded {
+                    Ok(_) => Ownership::Ours(token),
+                    Err(error) => {
+                        // Give the claim back: unrecorded, a crash would strand it.
+                        let _ = self.store.release(key, &token).await;
+                        Ownership::Unknown(format!("cannot record the claim token: {error}"))
+                    }
+                }
+            }
+            Err(error) => Ownership::Unknown(error.to_string()),
+        }
+    }
+
+    /// Counts an attempt as started, before the handler runs (a crash mid-handler counts).
+    /// `None`: the record is another entry's, so the count is kept here only.
+    async fn start_attempt(
+        &mut self,
+        record: &str,
+        entry: &Entry,
+    ) -> Result<Option<u32>, RedisError> {
+        let started: i64 = ATTEMPT
+            .key(record)
+            .arg(&entry.id)
+            .arg(millis_ceil(entry.ttl).max(1))
+            .invoke_async(&mut self.connection)
+            .await?;
+        Ok(u32::try_from(started).ok())
+    }
+
+    /// Keeps a failed attempt's error in the record (best effort: only a later worker's dead
+    /// letter reads it).
+    async fn note_failure(&mut self, record: &str, entry: &Entry, error: &str) {
+        let noted: Result<i64, RedisError> = NOTE_FAILURE
+            .key(record)
+            .arg(&entry.id)
+            .arg(error)
+            .invoke_async(&mut self.connection)
+            .await;
+        if let Err(redis_error) = noted {
+            tracing::debug!(event_id = %entry.event_id, %redis_error, "cannot keep the failure in the record");
+        }
+    }
+
+    /// Completes the claim; when the token no longer owns it, with the record's token (a
+    /// delivery enqueued again handed the entry a new claim since the last heartbeat).
+    async fn settle(&mut self, key: &EventKey, record: &str, entry: &Entry, token: &ClaimToken) {
+        match self.store.complete(key, token, entry.ttl).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(event_id = %entry.event_id, %error, "could not mark the event done");
+                return;
+            }
+        }
+        let recorded: Result<String, RedisError> = RECORD_TOKEN
+            .key(record)
+            .arg(&entry.id)
+            .invoke_async(&mut self.connection)
+            .await;
+        let completed = match recorded.ok().as_deref().and_then(parse_token) {
+            Some(current) if &current != token => {
+                matches!(
+                    self.store.complete(key, &current, entry.ttl).await,
+                    Ok(true)
+                )
+            }
+            _ => false,
+        };
+        if !completed {
+            tracing::warn!(
+                event_id = %entry.event_id,
+                "claim no longer ours when completing (lease ran out): a redelivery may run again"
+            );
+        }
+    }
+
+    async fn ack(&mut self, id: &str, record: &str) -> Result<(), RedisError> {
         let keys = &self.shared.keys;
         ACK.key(&keys.stream)
+            .key(record)
             .arg(&keys.group)
             .arg(id)
             .invoke_async::<i64>(&mut self.connection)
@@ -244,6 +463,7 @@ impl<D: DedupStore> Consumer<D> {
     async fn dead_letter(
         &mut self,
         entry: &Entry,
+        record: &str,
         token: Option<ClaimToken>,
         attempts: u32,
         error: String,
@@ -259,6 +479,7 @@ impl<D: DedupStore> Consumer<D> {
         let moved: Result<String, RedisError> = DEAD_LETTER
             .key(&keys.stream)
             .key(&keys.dead)
+            .key(record)
             .arg(&keys.group)
             .arg(&entry.id)
             .arg("event_id")
@@ -285,7 +506,7 @@ impl<D: DedupStore> Consumer<D> {
                     "every attempt failed: event moved to the dead-letter stream"
                 );
                 if let (Some(key), Some(token)) = (entry.key, &token) {
-                    settle(&*self.store, &key, token, entry.ttl, &entry.event_id).await;
+                    self.settle(&key, record, entry, token).await;
                 }
                 self.shared.counters.add(Counter::DeadLettered);
             }
@@ -299,47 +520,29 @@ impl<D: DedupStore> Consumer<D> {
     }
 }
 
-async fn settle<D: DedupStore>(
-    store: &D,
-    key: &EventKey,
-    token: &ClaimToken,
-    ttl: Duration,
-    event_id: &str,
-) {
-    match store.complete(key, token, ttl).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            event_id,
-            "claim no longer ours when completing (lease ran out): a redelivery may run again"
-        ),
-        Err(error) => tracing::error!(event_id, %error, "could not mark the event done"),
-    }
+/// What picking an entry up found in its record.
+struct Pickup {
+    /// The claim token the entry's runs settle with.
+    token: Option<ClaimToken>,
+    /// Attempts started so far; `None` when the record is another entry's.
+    attempts: Option<u32>,
+    /// The last failed attempt's error, if one failed.
+    failure: Option<String>,
 }
 
-/// Resets the entry's idle time every third of the idle timeout while it is being handled.
-async fn heartbeat(
-    mut connection: ConnectionManager,
-    shared: Arc<WorkerShared>,
-    consumer: String,
-    id: String,
-) {
-    let every = shared.idle_timeout / 3;
-    loop {
-        tokio::time::sleep(every).await;
-        let touched: Result<i64, RedisError> = TOUCH
-            .key(&shared.keys.stream)
-            .arg(&shared.keys.group)
-            .arg(&consumer)
-            .arg(&id)
-            .invoke_async(&mut connection)
-            .await;
-        match touched {
-            Ok(1) => {}
-            Ok(_) => {
-                tracing::warn!(entry = %id, %consumer, "entry reclaimed by another worker while handling: it may run twice");
-                return;
-            }
-            Err(error) => tracing::warn!(entry = %id, %error, "heartbeat failed"),
-        }
-    }
+/// Whether the entry's claim is this worker's to run with.
+enum Ownership {
+    Ours(ClaimToken),
+    Done,
+    Elsewhere,
+    Unknown(String),
+}
+
+/// How handling an entry ended.
+enum Outcome {
+    Succeeded,
+    Failed(String),
+    /// Not to be acknowledged or settled here: the entry or its claim was lost (with why), or
+    /// Redis could not count the attempt.
+    Stopped(Option<String>),
 }

@@ -50,7 +50,10 @@ impl RedisQueue {
             self.timeout,
             ENQUEUE
                 .key(&self.keys.stream)
+                .key(self.keys.record(Some(&key)))
                 .arg(self.max_len)
+                .arg(&token)
+                .arg(ttl.max(1))
                 .arg("event_id")
                 .arg(event.event_id())
                 .arg("key")
@@ -65,17 +68,28 @@ impl RedisQueue {
                 .arg(content_type)
                 .arg("body")
                 .arg(event.body().as_ref())
-                .invoke_async::<Option<String>>(&mut connection),
+                .invoke_async::<Option<(String, i64)>>(&mut connection),
         )
         .await;
         let refusal = match added {
-            Ok(Ok(Some(id))) => {
-                // The entry carries key and token now: the claim is the workers' to settle.
+            Ok(Ok(Some((id, created)))) => {
+                // The entry's record carries key and token now: the claim is the workers' to
+                // settle. When the event was queued already (an earlier XADD that timed out but
+                // landed, or a claim that ran out while its entry waited), that pending entry
+                // takes this claim over and no second entry is made.
                 if let Some(claim) = claim {
                     let _ = claim.into_parts();
                 }
                 self.counters.add(Counter::Accepted);
-                tracing::debug!(event_id = event.event_id(), entry = %id, "queued in Redis");
+                if created == 1 {
+                    tracing::debug!(event_id = event.event_id(), entry = %id, "queued in Redis");
+                } else {
+                    tracing::debug!(
+                        event_id = event.event_id(),
+                        entry = %id,
+                        "already queued in Redis: the pending entry took this delivery's claim over"
+                    );
+                }
                 return text_response(StatusCode::OK, "queued", None);
             }
             Ok(Ok(None)) => {
@@ -108,7 +122,7 @@ impl RedisQueue {
 ///
 /// | answer | when |
 /// |---|---|
-/// | 200 `queued` | in the stream; the claim now belongs to the workers |
+/// | 200 `queued` | in the stream (or already there, still pending: no second entry); the claim now belongs to the workers |
 /// | 503 + `Retry-After` | the stream is at its bound, or Redis failed or timed out; claim released |
 /// | 500 | no [`VerifiedEvent`]: not mounted behind the layer |
 #[derive(Clone)]

@@ -23,7 +23,8 @@ pub(super) struct Entry {
     pub(super) token: Option<ClaimToken>,
     pub(super) ttl: Duration,
     pub(super) delivery: Result<Delivery, String>,
-    /// Deliveries before this one (each counted as a failed attempt).
+    /// Deliveries before this one: the attempt count of an entry whose record is another
+    /// entry's (the record counts started attempts otherwise).
     pub(super) earlier: u32,
 }
 
@@ -39,8 +40,7 @@ impl Entry {
             .map(EventKey::from_bytes);
         let token = entry
             .get::<String>("token")
-            .and_then(|hex| u128::from_str_radix(&hex, 16).ok())
-            .map(ClaimToken::from_u128);
+            .and_then(|hex| parse_token(&hex));
         let ttl = entry
             .get("ttl_ms")
             .map_or(UNCLAIMED_TTL, Duration::from_millis);
@@ -72,6 +72,14 @@ impl Entry {
             earlier,
         }
     }
+}
+
+/// A claim token as the stream and the records hold it (32 hex digits); `None` when empty.
+pub(super) fn parse_token(hex: &str) -> Option<ClaimToken> {
+    u128::from_str_radix(hex, 16)
+        .ok()
+        .filter(|_| !hex.is_empty())
+        .map(ClaimToken::from_u128)
 }
 
 /// A dead letter read back from the dead-letter stream.

@@ -9,11 +9,12 @@ use redis::RedisError;
 
 use super::{Counters, QueueMetrics, DEFAULT_QUEUE_RETRY_AFTER};
 use crate::dedup::redis::{require_redis_7, store_error};
-use crate::dedup::{DedupStore, StoreError};
+use crate::dedup::{DedupStore, EventKey, StoreError};
 
 mod consumer;
 mod enqueue;
 mod entry;
+mod heartbeat;
 mod scripts;
 mod workers;
 
@@ -43,16 +44,19 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// | step | Redis |
 /// |---|---|
-/// | enqueue | a one-key script: `XLEN` < max → `XADD` (else 503 + `Retry-After`, claim released) |
+/// | enqueue | a script: the event's entry still pending → no second entry, the record takes the delivery's claim over; else `XLEN` < max → `XADD` and the record (else 503 + `Retry-After`, claim released) |
 /// | consume | `XREADGROUP GROUP g consumer COUNT 1 BLOCK … STREAMS s >` |
-/// | heartbeat | while handling, `XCLAIM … JUSTID` (only if still ours) resets the idle time |
+/// | pick up | touch the entry, read its record; run only while the record's claim token is ours ([`renew`](crate::DedupStore::renew)) or the claim is fresh again |
+/// | heartbeat | while handling, `XCLAIM … JUSTID` (only if still ours) resets the idle time, and the claim's lease is renewed; losing either stops the handler |
 /// | reclaim | `XAUTOCLAIM s g consumer idle_timeout 0-0`: a crashed worker's entries |
 /// | success | complete the dedup claim, then `XACK` + `XDEL` |
 /// | give up | after `max_attempts`: `XADD` to the dead-letter stream with the last error, `XACK` + `XDEL`, complete the claim |
 ///
-/// Keys: `<prefix>stream` and `<prefix>dead` (default prefix `{vobiz:queue}:`; keep a
-/// `{hash tag}` in it on Redis Cluster so both keys share a slot). Acknowledged entries are
-/// deleted, so `XLEN` is the number of unfinished entries and the bound
+/// Keys: `<prefix>stream`, `<prefix>dead` and one record per queued event,
+/// `<prefix>entry:<32 hex digits>` (a hash: its entry id, claim token and started attempts;
+/// deleted with the entry, expiring after the claim's TTL otherwise). Default prefix
+/// `{vobiz:queue}:`; keep a `{hash tag}` in it on Redis Cluster so every key shares a slot.
+/// Acknowledged entries are deleted, so `XLEN` is the number of unfinished entries and the bound
 /// ([`max_len`](Self::max_len)) never drops one silently: a full stream refuses new deliveries.
 ///
 /// An entry holds the exact body bytes, the `event_id`, its [`EventKey`](crate::EventKey), the claim token and
@@ -100,6 +104,8 @@ pub struct RedisQueue {
 struct Keys {
     stream: String,
     dead: String,
+    /// `<prefix>entry:`, followed by an event's 32 hex digits: its record.
+    record: String,
     group: String,
 }
 
@@ -108,7 +114,17 @@ impl Keys {
         Self {
             stream: format!("{prefix}stream"),
             dead: format!("{prefix}dead"),
+            record: format!("{prefix}entry:"),
             group: group.to_owned(),
+        }
+    }
+
+    /// The record of the event `key`: which entry carries it, its claim token, its attempts.
+    fn record(&self, key: Option<&EventKey>) -> String {
+        match key {
+            Some(key) => format!("{}{key}", self.record),
+            // An entry without a key (not written by this crate): a record no entry has.
+            None => format!("{}-", self.record),
         }
     }
 }

@@ -24,16 +24,26 @@ use crate::queue::{
 
 /// Configures the workers of a [`RedisQueue`]; from [`RedisQueue::workers`].
 ///
-/// **The attempt count** spans processes: attempts made here, plus one for each earlier
-/// delivery of the entry (a worker that crashed or stalled past the idle timeout counts as a
-/// failed attempt). An entry delivered more than `max_attempts` times is dead-lettered without
-/// running the handler again, so a poison event that kills its worker cannot loop forever.
+/// **The attempt count** spans processes: the entry's record counts every handler attempt
+/// *started* (before the handler runs, so a worker that crashed or stalled mid-handler counts
+/// as a failed attempt). An entry whose record shows `max_attempts` started attempts is
+/// dead-lettered without running the handler again ("gave up after N started attempts"), so a
+/// poison event that kills its worker cannot loop forever. A delivery that never started the
+/// handler (the dedup store or Redis could not answer, the claim was held elsewhere) is not an
+/// attempt: the entry stays pending and is picked up again after the idle timeout.
 ///
-/// **The claim** travels in the entry. When a worker picks an entry up it claims the id again
-/// with [`lease`](Self::lease): `Done` → acknowledged without running (a duplicate); in flight →
-/// the entry's own claim, kept; fresh → the layer's lease ran out while the entry waited, and
-/// this worker now holds a new claim. Success completes the claim (then `XACK`); a dead letter
-/// completes it too (see the [module docs](crate::queue)).
+/// **The claim** travels with the entry, in its record. When a worker picks an entry up it
+/// runs it only while it owns the claim: the recorded token is [renewed](DedupStore::renew)
+/// with [`lease`](Self::lease) → ours; otherwise the id is claimed again: `Done` → acknowledged
+/// without running (a duplicate); fresh → the claim ran out or was released while the entry
+/// waited, and this worker now holds a new one (recorded for the entry); in flight → someone
+/// else holds it, so the entry is left pending, never run beside it. While the handler runs the
+/// heartbeat keeps the entry and renews the claim; when either is lost (another worker
+/// reclaimed the entry, or no heartbeat got through for three quarters of the idle timeout,
+/// or the claim is no longer the entry's) the handler is cancelled and the entry left to its
+/// new owner. Success completes the claim (then `XACK`); a dead letter completes it too (see
+/// the [module docs](crate::queue)). The store must implement [`DedupStore::renew`] (every
+/// store of the crate does).
 pub struct RedisWorkersBuilder<D> {
     queue: RedisQueue,
     store: Arc<D>,
@@ -119,8 +129,9 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
 
     /// How long an entry may go without a heartbeat before another worker reclaims it with
     /// `XAUTOCLAIM` (default [`DEFAULT_IDLE_TIMEOUT`](crate::queue::DEFAULT_IDLE_TIMEOUT), 60
-    /// s). Workers heartbeat every third of it while handling, so this is the time to notice a
-    /// crashed worker, not a limit on the handler.
+    /// s). Workers heartbeat every quarter of it while handling, so this is the time to notice a
+    /// crashed worker, not a limit on the handler. A worker whose heartbeats do not get through
+    /// for three quarters of it cancels its handler, before another worker may reclaim the entry.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout.max(Duration::from_millis(30));
