@@ -70,6 +70,7 @@
 //! facade and the application picks the exporter (e.g. `metrics-exporter-prometheus`; the
 //! example server serves `GET /metrics` when built with `--features metrics` and run with
 //! `VOBIZ_METRICS_ADDR`). Without the feature nothing is recorded and nothing is compiled in.
+//! The layer registers its metrics when it is built: install the recorder first.
 //!
 //! | name | type | labels | what |
 //! |---|---|---|---|

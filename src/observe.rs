@@ -6,9 +6,6 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-#[cfg(feature = "metrics")]
-use std::time::Duration;
-
 /// How a delivery ended, as the `outcome` (and `reason`) labels say it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Outcome {
@@ -56,7 +53,7 @@ pub(crate) fn delivery_span() -> Span {
 }
 
 /// Notes how the delivery ended: on the current span, and in the deliveries counter.
-pub(crate) fn delivery(outcome: Outcome) {
+pub(crate) fn delivery(metrics: &Metrics, outcome: Outcome) {
     let span = Span::current();
     if !span.is_disabled() {
         span.record("outcome", outcome.label());
@@ -64,31 +61,136 @@ pub(crate) fn delivery(outcome: Outcome) {
             span.record("reason", reason);
         }
     }
-    count(outcome);
+    metrics.count(outcome);
 }
 
-/// Counts one delivery.
+/// The layer's metric handles, registered once when the layer is built (looking a metric up
+/// in the recorder on every delivery would cost more than the rest of the metrics together).
+/// Empty without the feature.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Metrics {
+    #[cfg(feature = "metrics")]
+    registered: Option<std::sync::Arc<Registered>>,
+}
+
 #[cfg(feature = "metrics")]
-fn count(outcome: Outcome) {
-    const NAME: &str = "vobiz_webhook_deliveries_total";
-    let counter = match outcome {
-        Outcome::Handled => metrics::counter!(NAME, "outcome" => "handled"),
-        Outcome::Duplicate => metrics::counter!(NAME, "outcome" => "duplicate"),
-        Outcome::InFlight => metrics::counter!(NAME, "outcome" => "in_flight"),
-        Outcome::Failed => metrics::counter!(NAME, "outcome" => "failed"),
-        Outcome::Rejected(reason) => {
-            metrics::counter!(NAME, "outcome" => "rejected", "reason" => reason)
-        }
-        Outcome::Unavailable(reason) => {
-            metrics::counter!(NAME, "outcome" => "unavailable", "reason" => reason)
-        }
-    };
-    counter.increment(1);
+#[derive(Debug)]
+struct Registered {
+    handled: metrics::Counter,
+    duplicate: metrics::Counter,
+    in_flight: metrics::Counter,
+    failed: metrics::Counter,
+    rejected: Vec<(&'static str, metrics::Counter)>,
+    unavailable: Vec<(&'static str, metrics::Counter)>,
+    handler: metrics::Histogram,
+    store: metrics::Histogram,
 }
 
-#[cfg(not(feature = "metrics"))]
-#[inline(always)]
-fn count(_outcome: Outcome) {}
+/// The `reason` labels of each outcome (`Rejection::reason`).
+#[cfg(feature = "metrics")]
+const REJECTED: [&str; 9] = [
+    "missing_signature",
+    "malformed_signature",
+    "signature_mismatch",
+    "too_large",
+    "body_timeout",
+    "body_read_failed",
+    "bad_envelope",
+    "event_mismatch",
+    "stale",
+];
+#[cfg(feature = "metrics")]
+const UNAVAILABLE: [&str; 3] = ["store_unavailable", "lease_expired", "body_budget"];
+
+impl Metrics {
+    /// Registers every handle with the recorder installed now (a no-op recorder when none is).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn register() -> Self {
+        const NAME: &str = "vobiz_webhook_deliveries_total";
+        let with_reason = |outcome: &'static str, reasons: &[&'static str]| {
+            reasons
+                .iter()
+                .map(|&reason| {
+                    let counter = metrics::counter!(NAME, "outcome" => outcome, "reason" => reason);
+                    (reason, counter)
+                })
+                .collect()
+        };
+        Self {
+            registered: Some(std::sync::Arc::new(Registered {
+                handled: metrics::counter!(NAME, "outcome" => "handled"),
+                duplicate: metrics::counter!(NAME, "outcome" => "duplicate"),
+                in_flight: metrics::counter!(NAME, "outcome" => "in_flight"),
+                failed: metrics::counter!(NAME, "outcome" => "failed"),
+                rejected: with_reason("rejected", &REJECTED),
+                unavailable: with_reason("unavailable", &UNAVAILABLE),
+                handler: metrics::histogram!("vobiz_webhook_handler_seconds"),
+                store: metrics::histogram!("vobiz_webhook_store_seconds"),
+            })),
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn register() -> Self {
+        Self {}
+    }
+
+    #[cfg(feature = "metrics")]
+    fn count(&self, outcome: Outcome) {
+        let Some(registered) = &self.registered else {
+            return;
+        };
+        let find = |counters: &[(&'static str, metrics::Counter)], reason: &str| {
+            counters
+                .iter()
+                .find(|(known, _)| *known == reason)
+                .map(|(_, counter)| counter.increment(1))
+        };
+        match outcome {
+            Outcome::Handled => registered.handled.increment(1),
+            Outcome::Duplicate => registered.duplicate.increment(1),
+            Outcome::InFlight => registered.in_flight.increment(1),
+            Outcome::Failed => registered.failed.increment(1),
+            Outcome::Rejected(reason) => {
+                let _ = find(&registered.rejected, reason);
+            }
+            Outcome::Unavailable(reason) => {
+                let _ = find(&registered.unavailable, reason);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    fn count(&self, _outcome: Outcome) {}
+
+    /// Records the time since `started` of the handler.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn handler_time(&self, started: Started) {
+        if let Some(registered) = &self.registered {
+            registered
+                .handler
+                .record(started.at.elapsed().as_secs_f64());
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn handler_time(&self, _started: Started) {}
+
+    /// Records the time since `started` of a store claim.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn store_time(&self, started: Started) {
+        if let Some(registered) = &self.registered {
+            registered.store.record(started.at.elapsed().as_secs_f64());
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn store_time(&self, _started: Started) {}
+}
 
 /// A clock reading for the histograms; empty (and no clock read) without the feature.
 #[derive(Clone, Copy, Debug)]
@@ -103,31 +205,6 @@ pub(crate) fn start() -> Started {
         #[cfg(feature = "metrics")]
         at: std::time::Instant::now(),
     }
-}
-
-/// Records the time since `started` of the handler.
-#[cfg(feature = "metrics")]
-pub(crate) fn handler_time(started: Started) {
-    metrics::histogram!("vobiz_webhook_handler_seconds").record(seconds(started.at.elapsed()));
-}
-
-#[cfg(not(feature = "metrics"))]
-#[inline(always)]
-pub(crate) fn handler_time(_started: Started) {}
-
-/// Records the time since `started` of a store claim.
-#[cfg(feature = "metrics")]
-pub(crate) fn store_time(started: Started) {
-    metrics::histogram!("vobiz_webhook_store_seconds").record(seconds(started.at.elapsed()));
-}
-
-#[cfg(not(feature = "metrics"))]
-#[inline(always)]
-pub(crate) fn store_time(_started: Started) {}
-
-#[cfg(feature = "metrics")]
-fn seconds(duration: Duration) -> f64 {
-    duration.as_secs_f64()
 }
 
 /// Counts one queue event (`accepted`, `succeeded`, ...).

@@ -185,23 +185,12 @@ pub trait DedupStore: Send + Sync + 'static {
     /// someone else claimed the id since); then nothing changes. The queue's workers call it
     /// before running a queued event and while its handler runs, so a run never continues
     /// beside the claim's new owner.
-    ///
-    /// The default implementation fails with [`StoreErrorKind::Other`]: a store that does not
-    /// implement it works behind the layer, but the Redis queue's workers never run an event
-    /// they cannot prove is theirs (they leave it pending). Every backend of the crate
-    /// implements it.
     fn renew(
         &self,
         key: &EventKey,
         token: &ClaimToken,
         lease: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = (key, token, lease);
-        std::future::ready(Err(StoreError::new(
-            StoreErrorKind::Other,
-            "this DedupStore does not implement renew",
-        )))
-    }
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// One store shared by several layers or services.

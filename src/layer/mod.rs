@@ -21,6 +21,7 @@ use tower_layer::Layer;
 
 use crate::claim::{Dedup, Terms};
 use crate::dedup::{DedupStore, MemoryStore};
+use crate::observe::Metrics;
 use crate::rejection::Rejection;
 use crate::signature::{EmptySecret, Secret, Secrets, Verifier};
 
@@ -145,6 +146,8 @@ struct Config {
     claim: Terms,
     retry_after: Duration,
     fail_open: bool,
+    /// The metric handles (feature `metrics`), registered when the layer is built.
+    metrics: Metrics,
 }
 
 impl VobizWebhookLayer<MemoryStore> {
@@ -204,6 +207,7 @@ impl VobizWebhookLayer<MemoryStore> {
                 },
                 retry_after: DEFAULT_RETRY_AFTER,
                 fail_open: false,
+                metrics: Metrics::register(),
             }),
             dedup: Dedup::new(MemoryStore::new()),
         }

@@ -179,6 +179,10 @@ where
         };
         let dedup = self.dedup.clone();
         let handling = handle(inner, config, dedup, request, checked.tag, reservation);
+        if span.is_disabled() {
+            // No subscriber wants the span: no wrapper to poll through on every wake-up.
+            return ResponseFuture::new(handling);
+        }
         ResponseFuture::new(async move {
             let result = handling.instrument(span.clone()).await;
             if let Ok(response) = &result {
@@ -246,10 +250,10 @@ where
     let key = EventKey::from_event_id(verified.event_id());
     let started = observe::start();
     let claimed = dedup.claim(key, config.claim).await;
-    observe::store_time(started);
+    config.metrics.store_time(started);
     let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => Some(lease),
-        Ok(Claimed::Done) => return Ok(duplicate(&verified)),
+        Ok(Claimed::Done) => return Ok(duplicate(&config, &verified)),
         Ok(Claimed::InFlight) => {
             let retry_after = retry_after_secs(config.retry_after);
             return Ok(reject(&config, Rejection::InFlight { retry_after }));
@@ -286,12 +290,12 @@ where
     let response = match within_lease(lease.as_ref(), call).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
-            observe::handler_time(started);
-            observe::delivery(Outcome::Failed);
+            config.metrics.handler_time(started);
+            observe::delivery(&config.metrics, Outcome::Failed);
             return Err(error);
         }
         Err(LeaseExpired) => {
-            observe::handler_time(started);
+            config.metrics.handler_time(started);
             if let Some(lease) = lease {
                 lease.expire();
             }
@@ -303,13 +307,16 @@ where
         }
     };
 
-    observe::handler_time(started);
+    config.metrics.handler_time(started);
     let success = response.status().is_success();
-    observe::delivery(if success {
-        Outcome::Handled
-    } else {
-        Outcome::Failed
-    });
+    observe::delivery(
+        &config.metrics,
+        if success {
+            Outcome::Handled
+        } else {
+            Outcome::Failed
+        },
+    );
 
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler.
@@ -320,8 +327,8 @@ where
 }
 
 /// A completed id delivered again: acknowledged so the sender stops, handler not called.
-fn duplicate(event: &VerifiedEvent) -> Response {
-    observe::delivery(Outcome::Duplicate);
+fn duplicate(config: &Config, event: &VerifiedEvent) -> Response {
+    observe::delivery(&config.metrics, Outcome::Duplicate);
     tracing::debug!(
         event_id = event.event_id(),
         "duplicate delivery acknowledged"
@@ -339,13 +346,16 @@ fn duplicate(event: &VerifiedEvent) -> Response {
 }
 
 fn reject(config: &Config, rejection: Rejection) -> Response {
-    observe::delivery(match &rejection {
-        Rejection::InFlight { .. } => Outcome::InFlight,
-        Rejection::StoreUnavailable { .. }
-        | Rejection::LeaseExpired { .. }
-        | Rejection::BodyBudgetExhausted { .. } => Outcome::Unavailable(rejection.reason()),
-        _ => Outcome::Rejected(rejection.reason()),
-    });
+    observe::delivery(
+        &config.metrics,
+        match &rejection {
+            Rejection::InFlight { .. } => Outcome::InFlight,
+            Rejection::StoreUnavailable { .. }
+            | Rejection::LeaseExpired { .. }
+            | Rejection::BodyBudgetExhausted { .. } => Outcome::Unavailable(rejection.reason()),
+            _ => Outcome::Rejected(rejection.reason()),
+        },
+    );
     tracing::debug!(
         status = rejection.status().as_u16(),
         reason = %rejection,

@@ -305,6 +305,16 @@ impl DedupStore for BrokenStore {
         self.calls.fetch_add(1, Ordering::SeqCst);
         async { Err(StoreError::from_kind(StoreErrorKind::Unavailable)) }
     }
+
+    fn renew(
+        &self,
+        _key: &EventKey,
+        _token: &ClaimToken,
+        _lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        async { Err(StoreError::from_kind(StoreErrorKind::Unavailable)) }
+    }
 }
 
 #[tokio::test]
@@ -511,6 +521,15 @@ impl DedupStore for SlowSettling {
             tokio::time::sleep(delay).await;
             inner.release(&key, &token).await
         }
+    }
+
+    fn renew(
+        &self,
+        key: &EventKey,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.inner.renew(key, token, lease)
     }
 }
 

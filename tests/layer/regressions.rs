@@ -130,6 +130,15 @@ impl vobiz_webhooks::DedupStore for LateStore {
     ) -> impl std::future::Future<Output = Result<bool, vobiz_webhooks::StoreError>> + Send {
         self.inner.release(key, token)
     }
+
+    fn renew(
+        &self,
+        key: &vobiz_webhooks::EventKey,
+        token: &vobiz_webhooks::ClaimToken,
+        lease: Duration,
+    ) -> impl std::future::Future<Output = Result<bool, vobiz_webhooks::StoreError>> + Send {
+        self.inner.renew(key, token, lease)
+    }
 }
 
 /// Found by case 12 (Redis outage): a claim that timed out in the layer still landed in Redis
