@@ -16,37 +16,41 @@ use super::{SubscriptionStatus, WebhookSecret};
 ///
 /// 1. [`SubscriptionClient::rotate_begin`] lists the subscriptions already registered for the
 ///    URL (the old ones), then creates the new one with a freshly generated secret.
-/// 2. Store [`new_secret`](Self::new_secret) and deploy the server accepting both secrets:
-///    `VobizWebhookLayer::new(old).secret(new)?` (see
-///    [`VobizWebhookLayer::secret`](crate::VobizWebhookLayer::secret)). Until this deploy is
+/// 2. Accept both secrets: with the layer built on a live [`Secrets`](crate::Secrets) handle,
+///    `secrets.add(rotation.new_secret().expose())` while serving (no redeploy); otherwise
+///    deploy with both (`VobizWebhookLayer::new(old).secret(new)`). Until the new secret is
 ///    live, deliveries of the new subscription are refused (401); Vobiz may retry them (its
-///    retry policy is not documented), so keep this window short.
+///    retry policy is not documented), so keep this window short. Store the new secret where
+///    your next start reads it too.
 /// 3. [`finish`](Self::finish): checks the new subscription is still registered and not
 ///    inactive, then deletes the old ones. Nothing is deleted before this call.
-/// 4. Deploy with the new secret only.
+/// 4. Stop accepting the old secret: `secrets.remove(old)` (or deploy with the new one only).
 ///
-/// To never refuse a delivery, deploy a secret you generated with
-/// [`WebhookSecret::generate`] next to the old one first, then use
-/// [`SubscriptionClient::rotate_begin_with_secret`] and finish at once.
+/// To never refuse a delivery, add a secret you generated with [`WebhookSecret::generate`]
+/// next to the old one first, then use [`SubscriptionClient::rotate_begin_with_secret`] and
+/// finish at once.
 ///
 /// Events may arrive twice during the overlap; the layer's deduplication and your handlers'
 /// idempotency on WhatsApp ids (`wamid`) cover that.
 ///
 /// ```no_run
 /// use vobiz_webhooks::client::SubscriptionClient;
+/// use vobiz_webhooks::Secrets;
 ///
-/// # async fn deploy_with_both_secrets(new_secret: &str) -> Result<(), Box<dyn std::error::Error>> { Ok(()) }
-/// # async fn run(client: SubscriptionClient) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run(client: SubscriptionClient, secrets: Secrets, old: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// // `secrets` is the live handle the serving layer was built with (`from_secrets`).
 /// let rotation = client.rotate_begin("https://example.com/webhooks/vobiz").await?;
 /// println!("new subscription {}", rotation.new_subscription().id);
 ///
-/// if let Err(err) = deploy_with_both_secrets(rotation.new_secret().expose()).await {
+/// if let Err(err) = secrets.add(rotation.new_secret().expose()) {
 ///     // Roll back: delete the new subscription, keep the old ones.
 ///     rotation.abort(&client).await?;
-///     return Err(err);
+///     return Err(err.into());
 /// }
-/// // Only now are the old subscriptions deleted.
+/// // Only now are the old subscriptions deleted; then the old secret goes.
 /// let new = rotation.finish(&client).await?;
+/// secrets.remove(old)?;
+/// # let _ = new;
 /// # Ok(()) }
 /// ```
 #[must_use = "the old subscriptions stay until you call .finish(&client) (or .abort(&client))"]
