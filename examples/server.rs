@@ -20,7 +20,10 @@
 //! - `VOBIZ_METRICS_ADDR` (only with `--features metrics`): serve Prometheus metrics at
 //!   `GET /metrics` on this address, apart from the webhook listener (the names are listed in
 //!   the crate's `metrics` feature docs).
-//! - `RUST_LOG` (default `info`): log filter, e.g. `vobiz_webhooks=debug` to see every rejection.
+//! - `RUST_LOG` (default `info,vobiz_webhooks=warn`): log filter, e.g. `vobiz_webhooks=debug` to
+//!   see every rejection, `vobiz_webhooks=info` for the crate's `vobiz.webhook` span per delivery
+//!   (worth it with an exporter that shows spans; this plain log prints none, so by default no
+//!   span is made).
 //!
 //! Routes: `POST /webhooks/vobiz` (verified by the layer) and `GET /health` (`200 ok`, not
 //! verified, for load balancers and probes).
@@ -233,7 +236,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,vobiz_webhooks=warn".into()),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
