@@ -40,7 +40,7 @@
 //! | store | feature | shared by | bytes per remembered id (1 M ids) | claim + complete | never forgets a live claim |
 //! |---|---|---|---|---|---|
 //! | [`MemoryStore`] (default) | — | one process | **53 B** resident | ~0.35 µs | yes: refuses with `CapacityExhausted` instead |
-//! | `MokaStore` | `moka` | one process | ~450 B resident | ~3–9 µs | no: LRU can drop a live claim if the capacity is below one lease period's deliveries |
+//! | `MokaStore` | `moka` | one process | ~370 B resident | ~2 µs | yes: live claims sit outside the LRU; refuses with `CapacityExhausted` when full of them |
 //! | `RedisStore` | `redis` | every replica | ~160 B of Redis `used_memory` | one loopback round trip in the response, the completion behind it | yes, if Redis does not evict keys |
 //!
 //! - **[`MemoryStore`]** is the default: up to 64 shards, each a mutex over a hash map of 16-byte
@@ -51,10 +51,11 @@
 //!   with [`StoreErrorKind::CapacityExhausted`] (503, the sender retries) rather than forget one
 //!   and run a handler twice. Expiry is lazy; no background thread. Clones share the memory;
 //!   `len()` and `capacity()` report it.
-//! - **`MokaStore`** (`moka` feature) uses `moka::sync::Cache` with `EvictionPolicy::lru()` and
-//!   per-entry expiry (the lease while in flight, the TTL once done). Never use moka's default
-//!   TinyLFU for dedup: its admission refuses new keys when full, and the refused id is then
-//!   reported fresh twice.
+//! - **`MokaStore`** (`moka` feature) keeps completed ids in a `moka::sync::Cache` with
+//!   `EvictionPolicy::lru()` and per-entry expiry (the TTL), and live claims beside it in a map
+//!   the cache cannot evict from (bounded by the same capacity; full → `CapacityExhausted`).
+//!   Never use moka's default TinyLFU for dedup: its admission refuses new keys when full, and
+//!   the refused id is then reported fresh twice.
 //! - **`RedisStore`** (`redis` feature, Redis ≥ 7 or Valkey), for several replicas. Claim is one
 //!   round trip, `SET key token NX PX lease GET` (nil → fresh, `done` → done, a token → in
 //!   flight); complete and release are one-key compare-and-set scripts sent with `EVAL`. One key

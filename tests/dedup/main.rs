@@ -7,6 +7,8 @@ mod support;
 mod conformance;
 mod footprint;
 mod memory_bound;
+#[cfg(feature = "moka")]
+mod moka_bound;
 #[cfg(feature = "redis")]
 mod redis_outage;
 #[cfg(feature = "redis")]
