@@ -180,16 +180,23 @@ impl Metrics {
     pub(crate) fn handler_time(&self, _started: Started) {}
 
     /// Records the time since `started` of a store claim.
+    /// Records the store's time since `started` and answers the end, so the next timing
+    /// starts there without reading the clock again.
     #[cfg(feature = "metrics")]
-    pub(crate) fn store_time(&self, started: Started) {
+    pub(crate) fn store_time(&self, started: Started) -> Started {
+        let now = start();
         if let Some(registered) = &self.registered {
-            registered.store.record(started.at.elapsed().as_secs_f64());
+            let taken = now.at.saturating_duration_since(started.at);
+            registered.store.record(taken.as_secs_f64());
         }
+        now
     }
 
     #[cfg(not(feature = "metrics"))]
     #[inline(always)]
-    pub(crate) fn store_time(&self, _started: Started) {}
+    pub(crate) fn store_time(&self, _started: Started) -> Started {
+        Started {}
+    }
 }
 
 /// A clock reading for the histograms; empty (and no clock read) without the feature.

@@ -250,7 +250,7 @@ where
     let key = EventKey::from_event_id(verified.event_id());
     let started = observe::start();
     let claimed = dedup.claim(key, config.claim).await;
-    config.metrics.store_time(started);
+    let claimed_at = config.metrics.store_time(started);
     let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => Some(lease),
         Ok(Claimed::Done) => return Ok(duplicate(&config, &verified)),
@@ -284,7 +284,7 @@ where
     }
     // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
     // when the response future is dropped).
-    let started = observe::start();
+    let started = claimed_at;
     let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
     // A handler must not outlive its claim: past the lease it is cancelled.
     let response = match within_lease(lease.as_ref(), call).await {
