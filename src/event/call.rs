@@ -4,6 +4,7 @@
 //! `terminate`, …) and/or `statuses[]` entries with `type: "call"` (the state of a
 //! business-initiated call; `call.status_change` may carry either). Both are typed.
 
+use crate::event::Str;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -195,7 +196,7 @@ impl CallEvent {
 pub struct CallValue {
     /// Always `"whatsapp"`.
     #[serde(default, deserialize_with = "de::string")]
-    pub messaging_product: Option<String>,
+    pub messaging_product: Option<Str>,
     /// The business number.
     #[serde(default, deserialize_with = "de::obj")]
     pub metadata: Option<Metadata>,
@@ -219,19 +220,19 @@ pub struct CallValue {
 pub struct WaCall {
     /// The call id, `wacid.…`.
     #[serde(default, deserialize_with = "de::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// Caller number.
     #[serde(default, deserialize_with = "de::string")]
-    pub from: Option<String>,
+    pub from: Option<Str>,
     /// Caller business-scoped user id.
     #[serde(default, deserialize_with = "de::string")]
-    pub from_user_id: Option<String>,
+    pub from_user_id: Option<Str>,
     /// Callee number.
     #[serde(default, deserialize_with = "de::string")]
-    pub to: Option<String>,
+    pub to: Option<Str>,
     /// Meta's call event: `connect`, `terminate`, ….
     #[serde(default, deserialize_with = "de::string")]
-    pub event: Option<String>,
+    pub event: Option<Str>,
     /// Call state (`ringing` on Vobiz's connect, `COMPLETED`/`FAILED` on terminate).
     #[serde(default, deserialize_with = "CallState::lenient")]
     pub status: Option<CallState>,
@@ -267,7 +268,7 @@ pub struct WaCall {
     pub session: Option<Session>,
     /// Echo of the data set when starting the call.
     #[serde(default, deserialize_with = "de::string")]
-    pub biz_opaque_callback_data: Option<String>,
+    pub biz_opaque_callback_data: Option<Str>,
 }
 
 /// `calls[].session`.
@@ -276,10 +277,10 @@ pub struct WaCall {
 pub struct Session {
     /// `offer` (user-initiated) or `answer` (business-initiated).
     #[serde(default, deserialize_with = "de::string")]
-    pub sdp_type: Option<String>,
+    pub sdp_type: Option<Str>,
     /// The SDP.
     #[serde(default, deserialize_with = "de::string")]
-    pub sdp: Option<String>,
+    pub sdp: Option<Str>,
 }
 
 /// One `statuses[]` entry of a call payload: the state of a business-initiated call.
@@ -288,10 +289,10 @@ pub struct Session {
 pub struct CallStatus {
     /// The call id, `wacid.…`.
     #[serde(default, deserialize_with = "de::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// `call`.
     #[serde(rename = "type", default, deserialize_with = "de::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
     /// The state, e.g. `RINGING`, `ACCEPTED`, `REJECTED`.
     #[serde(default, deserialize_with = "CallState::lenient")]
     pub status: Option<CallState>,
@@ -304,10 +305,10 @@ pub struct CallStatus {
     pub timestamp: Option<OffsetDateTime>,
     /// The callee.
     #[serde(default, deserialize_with = "de::string")]
-    pub recipient_id: Option<String>,
+    pub recipient_id: Option<Str>,
     /// Echo of the data set when starting the call.
     #[serde(default, deserialize_with = "de::string")]
-    pub biz_opaque_callback_data: Option<String>,
+    pub biz_opaque_callback_data: Option<Str>,
 }
 
 /// Generates a case-insensitive string enum with an `Other(String)` fall-back.

@@ -1,6 +1,7 @@
 //! Parts every payload shares: the business number's metadata, WhatsApp users' profiles and
 //! Meta's error objects.
 
+use crate::event::Str;
 use serde::{Deserialize, Serialize};
 
 use super::de;
@@ -11,10 +12,10 @@ use super::de;
 pub struct Metadata {
     /// The business number as displayed, digits only, e.g. `919876543210`.
     #[serde(default, deserialize_with = "de::string")]
-    pub display_phone_number: Option<String>,
+    pub display_phone_number: Option<Str>,
     /// Meta's id of the business phone number (route multi-number accounts with it).
     #[serde(default, deserialize_with = "de::string")]
-    pub phone_number_id: Option<String>,
+    pub phone_number_id: Option<Str>,
 }
 
 /// An entry of `value.contacts[]`: the WhatsApp user who wrote or is called.
@@ -26,16 +27,16 @@ pub struct Metadata {
 pub struct Contact {
     /// The user's WhatsApp id (phone number); Meta omits it when the number is unavailable.
     #[serde(default, deserialize_with = "de::string")]
-    pub wa_id: Option<String>,
+    pub wa_id: Option<Str>,
     /// Business-scoped user id (BSUID).
     #[serde(default, deserialize_with = "de::string")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Str>,
     /// Parent business-scoped user id, when parent BSUIDs are enabled.
     #[serde(default, deserialize_with = "de::string")]
-    pub parent_user_id: Option<String>,
+    pub parent_user_id: Option<Str>,
     /// Identity key hash, only when the identity-change check is enabled.
     #[serde(default, deserialize_with = "de::string")]
-    pub identity_key_hash: Option<String>,
+    pub identity_key_hash: Option<Str>,
     /// The user's profile.
     #[serde(default, deserialize_with = "de::obj")]
     pub profile: Option<Profile>,
@@ -54,10 +55,10 @@ impl Contact {
 pub struct Profile {
     /// The user's WhatsApp profile name.
     #[serde(default, deserialize_with = "de::string")]
-    pub name: Option<String>,
+    pub name: Option<Str>,
     /// The user's WhatsApp username, if they adopted one.
     #[serde(default, deserialize_with = "de::string")]
-    pub username: Option<String>,
+    pub username: Option<Str>,
 }
 
 /// A Meta error object, as in `statuses[].errors[]`, `messages[].errors[]` (unsupported
@@ -70,16 +71,16 @@ pub struct ApiError {
     pub code: Option<i64>,
     /// Short title.
     #[serde(default, deserialize_with = "de::string")]
-    pub title: Option<String>,
+    pub title: Option<Str>,
     /// Message (usually the same text as the title).
     #[serde(default, deserialize_with = "de::string")]
-    pub message: Option<String>,
+    pub message: Option<Str>,
     /// Further data.
     #[serde(default, deserialize_with = "de::obj")]
     pub error_data: Option<ErrorData>,
     /// Link to Meta's error-code documentation.
     #[serde(default, deserialize_with = "de::string")]
-    pub href: Option<String>,
+    pub href: Option<Str>,
 }
 
 impl ApiError {
@@ -95,5 +96,5 @@ impl ApiError {
 pub struct ErrorData {
     /// Details of the error.
     #[serde(default, deserialize_with = "de::string")]
-    pub details: Option<String>,
+    pub details: Option<Str>,
 }

@@ -12,6 +12,8 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde::Serializer;
 use time::OffsetDateTime;
 
+use super::string::{self, Str};
+
 /// Skips the rest of a sequence.
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -117,12 +119,19 @@ trait Convert: Sized {
     fn owned(&self, v: String) -> Option<Self::Out> {
         self.string(&v)
     }
+    /// A string borrowed from the input being typed.
+    fn borrowed(&self, v: &str) -> Option<Self::Out> {
+        self.string(v)
+    }
 }
 
 impl<'de, F: Convert> Visitor<'de> for Scalar<F> {
     type Value = Option<F::Out>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(self.0.borrowed(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(self.0.string(v))
@@ -159,22 +168,25 @@ impl<'de, F: Convert> Visitor<'de> for Scalar<F> {
     }
 }
 
-struct ToString;
-impl Convert for ToString {
-    type Out = String;
-    fn string(&self, v: &str) -> Option<String> {
-        Some(v.to_owned())
+struct ToStr;
+impl Convert for ToStr {
+    type Out = Str;
+    fn string(&self, v: &str) -> Option<Str> {
+        Some(Str::from(v))
     }
-    fn owned(&self, v: String) -> Option<String> {
-        Some(v)
+    fn owned(&self, v: String) -> Option<Str> {
+        Some(Str::from(v))
     }
-    fn int(&self, v: i128) -> Option<String> {
-        Some(v.to_string())
+    fn borrowed(&self, v: &str) -> Option<Str> {
+        Some(string::shared(v))
     }
-    fn float(&self, v: f64) -> Option<String> {
-        Some(v.to_string())
+    fn int(&self, v: i128) -> Option<Str> {
+        Some(Str::from(v.to_string()))
     }
-    fn boolean(&self, _: bool) -> Option<String> {
+    fn float(&self, v: f64) -> Option<Str> {
+        Some(Str::from(v.to_string()))
+    }
+    fn boolean(&self, _: bool) -> Option<Str> {
         None
     }
 }
@@ -256,8 +268,8 @@ impl Convert for ToTime {
 }
 
 /// A string; numbers are kept in their decimal form, other types are `None`.
-pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(Scalar(ToString))
+pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Str>, D::Error> {
+    d.deserialize_any(Scalar(ToStr))
 }
 
 /// A boolean, or the string `"true"`/`"false"`.
@@ -295,11 +307,11 @@ pub(crate) fn ser_timestamp<S: Serializer>(
 }
 
 /// A lenient string, for hand-written visitors (`map.next_value::<Str>()`).
-pub(crate) struct Str(pub(crate) Option<String>);
+pub(crate) struct LenientStr(pub(crate) Option<Str>);
 
-impl<'de> Deserialize<'de> for Str {
+impl<'de> Deserialize<'de> for LenientStr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string(d).map(Str)
+        string(d).map(LenientStr)
     }
 }
 
@@ -329,7 +341,7 @@ mod tests {
     #[derive(Deserialize, Debug)]
     struct Probe {
         #[serde(default, deserialize_with = "string")]
-        s: Option<String>,
+        s: Option<Str>,
         #[serde(default, deserialize_with = "float")]
         f: Option<f64>,
         #[serde(default, deserialize_with = "int")]

@@ -95,14 +95,16 @@
 //! | `call.<event>` ([`CallEvent`]) | `event()`, `name()`, `calls()`, `statuses()`, `call()`, `call_id()`, `state()`, `sdp()`, `sdp_type()`, `direction()`, `from()`, `to()`, `duration()`, `timestamp()`, `contacts()`, `errors()` |
 //! | every event | `raw_payload()`, `waba_id()`, `phone_number_id()`, `changes()` (each with `waba_id`, `field`, `value`) |
 //!
-//! Meta's timestamps (strings of Unix seconds) are `time::OffsetDateTime`; a timestamp that
-//! cannot be read is `None`. Every event serializes with serde, so it can be forwarded to a queue.
+//! Strings are [`Str`]s: views of the delivery's body (a reference count, no copy), which
+//! dereference to `str`. Meta's timestamps (strings of Unix seconds) are `time::OffsetDateTime`;
+//! a timestamp that cannot be read is `None`. Every event serializes with serde, so it can be forwarded to a queue.
 
 pub mod call;
 pub mod common;
 mod de;
 pub mod message;
 pub mod status;
+mod string;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
@@ -117,6 +119,7 @@ pub use message::{
     Message, MessageContent, NfmReply, OtherContent, Reaction, Referral, Reply, SharedContact,
 };
 pub use status::{StatusEvent, StatusKind, StatusUpdate, StatusValue};
+pub use string::Str;
 
 /// A verified Vobiz event, typed by its `event_type`.
 ///
@@ -174,16 +177,20 @@ impl VobizEvent {
     pub(crate) fn from_shared_payload(event_type: &EventType, payload: bytes::Bytes) -> Self {
         // Typed from the text itself; the raw copy is validated only if someone asks for it.
         // Text that is not UTF-8 or not JSON types to no changes, as its `null` raw would.
-        let text = std::str::from_utf8(&payload).unwrap_or("null");
+        // Its strings are slices of the payload's own bytes, not copies (see `Str`).
+        let source = bytestring::ByteString::try_from(payload.clone())
+            .unwrap_or_else(|_| bytestring::ByteString::from_static("null"));
         match event_type {
             EventType::MessageInbound => {
-                Self::MessageInbound(InboundEvent::new(changes(text), RawPayload::new(payload)))
+                let changes = string::sharing(&source, changes);
+                Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::MessageStatus => {
-                Self::MessageStatus(StatusEvent::new(changes(text), RawPayload::new(payload)))
+                let changes = string::sharing(&source, changes);
+                Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::Call(name) => {
-                let changes = changes(text);
+                let changes = string::sharing(&source, changes);
                 Self::Call(CallEvent::new(
                     name.clone(),
                     changes,
@@ -270,9 +277,9 @@ impl UnknownEvent {
 #[non_exhaustive]
 pub struct Change<V> {
     /// `entry[].id`: the WhatsApp Business Account id, when the payload carried it.
-    pub waba_id: Option<String>,
+    pub waba_id: Option<Str>,
     /// `entry[].changes[].field`: `messages` or `calls`, when the payload carried it.
-    pub field: Option<String>,
+    pub field: Option<Str>,
     /// The change `value`.
     pub value: V,
 }
@@ -416,7 +423,7 @@ impl<V> WirePayload<V> {
 #[serde(bound(deserialize = "V: Deserialize<'de>"))]
 struct WireEntry<V> {
     #[serde(default, deserialize_with = "de::string")]
-    id: Option<String>,
+    id: Option<Str>,
     #[serde(default, deserialize_with = "de::vec")]
     changes: Vec<WireChange<V>>,
 }
@@ -425,7 +432,7 @@ struct WireEntry<V> {
 #[serde(bound(deserialize = "V: Deserialize<'de>"))]
 struct WireChange<V> {
     #[serde(default, deserialize_with = "de::string")]
-    field: Option<String>,
+    field: Option<Str>,
     #[serde(default, deserialize_with = "de::obj")]
     value: Option<V>,
 }

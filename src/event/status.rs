@@ -1,5 +1,6 @@
 //! `message.status`: status updates of messages the business sent (spec §3.2, §5).
 
+use crate::event::Str;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -122,7 +123,7 @@ impl StatusEvent {
 pub struct StatusValue {
     /// Always `"whatsapp"`.
     #[serde(default, deserialize_with = "de::string")]
-    pub messaging_product: Option<String>,
+    pub messaging_product: Option<Str>,
     /// The business number that sent the messages.
     #[serde(default, deserialize_with = "de::obj")]
     pub metadata: Option<Metadata>,
@@ -140,7 +141,7 @@ pub struct StatusValue {
 pub struct StatusUpdate {
     /// The wamid of the message (Vobiz's `meta_message_id`).
     #[serde(default, deserialize_with = "de::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// The status.
     #[serde(default, deserialize_with = "StatusKind::lenient")]
     pub status: Option<StatusKind>,
@@ -153,19 +154,19 @@ pub struct StatusUpdate {
     pub timestamp: Option<OffsetDateTime>,
     /// The user's number, or a group id for group sends.
     #[serde(default, deserialize_with = "de::string")]
-    pub recipient_id: Option<String>,
+    pub recipient_id: Option<Str>,
     /// `group` for group sends.
     #[serde(default, deserialize_with = "de::string")]
-    pub recipient_type: Option<String>,
+    pub recipient_type: Option<Str>,
     /// The user inside a group.
     #[serde(default, deserialize_with = "de::string")]
-    pub recipient_participant_id: Option<String>,
+    pub recipient_participant_id: Option<Str>,
     /// The recipient's identity key hash (identity-change check).
     #[serde(default, deserialize_with = "de::string")]
-    pub recipient_identity_key_hash: Option<String>,
+    pub recipient_identity_key_hash: Option<Str>,
     /// Echo of the data set when sending.
     #[serde(default, deserialize_with = "de::string")]
-    pub biz_opaque_callback_data: Option<String>,
+    pub biz_opaque_callback_data: Option<Str>,
     /// Conversation the message belongs to (older Graph versions / entry-point windows).
     #[serde(default, deserialize_with = "de::obj")]
     pub conversation: Option<Conversation>,
@@ -200,7 +201,7 @@ impl StatusUpdate {
 pub struct Conversation {
     /// Conversation id.
     #[serde(default, deserialize_with = "de::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// When the conversation window closes (on `sent` only).
     #[serde(
         default,
@@ -219,7 +220,7 @@ pub struct Conversation {
 pub struct ConversationOrigin {
     /// `service`, `marketing`, `utility`, `authentication`, ….
     #[serde(rename = "type", default, deserialize_with = "de::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }
 
 /// `statuses[].pricing`.
@@ -231,13 +232,13 @@ pub struct Pricing {
     pub billable: Option<bool>,
     /// `PMP` (or `CBP` before July 2025).
     #[serde(default, deserialize_with = "de::string")]
-    pub pricing_model: Option<String>,
+    pub pricing_model: Option<Str>,
     /// `regular`, `free_customer_service`, `free_entry_point`.
     #[serde(rename = "type", default, deserialize_with = "de::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
     /// `marketing`, `utility`, `service`, `authentication`, ….
     #[serde(default, deserialize_with = "de::string")]
-    pub category: Option<String>,
+    pub category: Option<Str>,
 }
 
 /// A message status. Parsing is case-insensitive; unknown values (e.g. Meta's `played`) are

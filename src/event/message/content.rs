@@ -1,6 +1,7 @@
 //! What each message type carries: text, media, location, shared contacts, buttons,
 //! interactive replies, reactions, orders, system notices.
 
+use crate::event::Str;
 use time::OffsetDateTime;
 
 use super::value::OtherContent;
@@ -12,7 +13,7 @@ use crate::event::de as lenient;
 pub struct Text {
     /// The text.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub body: Option<String>,
+    pub body: Option<Str>,
 }
 
 /// `image`, `video`, `audio`, `document` or `sticker`: a media object.
@@ -21,22 +22,22 @@ pub struct Text {
 pub struct Media {
     /// Meta media id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// MIME type, e.g. `image/jpeg` or `audio/ogg; codecs=opus`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub mime_type: Option<String>,
+    pub mime_type: Option<Str>,
     /// Base64 SHA-256 of the file.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Str>,
     /// Caption (image, video, document).
     #[serde(default, deserialize_with = "lenient::string")]
-    pub caption: Option<String>,
+    pub caption: Option<Str>,
     /// File name (document).
     #[serde(default, deserialize_with = "lenient::string")]
-    pub filename: Option<String>,
+    pub filename: Option<Str>,
     /// Direct download URL, when Meta provides one.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub url: Option<String>,
+    pub url: Option<Str>,
     /// `true` for a voice note (audio).
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub voice: Option<bool>,
@@ -64,13 +65,13 @@ pub struct Location {
     pub longitude: Option<f64>,
     /// Place name.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
+    pub name: Option<Str>,
     /// Address.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub address: Option<String>,
+    pub address: Option<Str>,
     /// URL of the place.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub url: Option<String>,
+    pub url: Option<Str>,
 }
 
 /// A contact card shared in a `contacts` message.
@@ -97,10 +98,10 @@ pub struct SharedContact {
     pub urls: Vec<ContactUrl>,
     /// Birthday, `YYYY-MM-DD`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub birthday: Option<String>,
+    pub birthday: Option<Str>,
     /// The card as a vCard, when Meta includes it.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub vcard: Option<String>,
+    pub vcard: Option<Str>,
 }
 
 /// `contacts[].name` of a shared card.
@@ -109,22 +110,22 @@ pub struct SharedContact {
 pub struct ContactName {
     /// Full name as displayed.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub formatted_name: Option<String>,
+    pub formatted_name: Option<Str>,
     /// First name.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub first_name: Option<String>,
+    pub first_name: Option<Str>,
     /// Last name.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub last_name: Option<String>,
+    pub last_name: Option<Str>,
     /// Middle name.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub middle_name: Option<String>,
+    pub middle_name: Option<Str>,
     /// Suffix.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub suffix: Option<String>,
+    pub suffix: Option<Str>,
     /// Prefix.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub prefix: Option<String>,
+    pub prefix: Option<Str>,
 }
 
 /// `contacts[].phones[]` of a shared card.
@@ -133,13 +134,13 @@ pub struct ContactName {
 pub struct ContactPhone {
     /// The number as written.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub phone: Option<String>,
+    pub phone: Option<Str>,
     /// WhatsApp id, when the number is on WhatsApp.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub wa_id: Option<String>,
+    pub wa_id: Option<Str>,
     /// Label, e.g. `HOME`.
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }
 
 /// `contacts[].emails[]` of a shared card.
@@ -148,10 +149,10 @@ pub struct ContactPhone {
 pub struct ContactEmail {
     /// The address.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub email: Option<String>,
+    pub email: Option<Str>,
     /// Label, e.g. `WORK`.
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }
 
 /// `contacts[].addresses[]` of a shared card.
@@ -160,25 +161,25 @@ pub struct ContactEmail {
 pub struct ContactAddress {
     /// Street.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub street: Option<String>,
+    pub street: Option<Str>,
     /// City.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub city: Option<String>,
+    pub city: Option<Str>,
     /// State.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub state: Option<String>,
+    pub state: Option<Str>,
     /// Postal code.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub zip: Option<String>,
+    pub zip: Option<Str>,
     /// Country name.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub country: Option<String>,
+    pub country: Option<Str>,
     /// ISO country code.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub country_code: Option<String>,
+    pub country_code: Option<Str>,
     /// Label, e.g. `HOME`.
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }
 
 /// `contacts[].org` of a shared card.
@@ -187,13 +188,13 @@ pub struct ContactAddress {
 pub struct ContactOrg {
     /// Company.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub company: Option<String>,
+    pub company: Option<Str>,
     /// Department.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub department: Option<String>,
+    pub department: Option<Str>,
     /// Job title.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub title: Option<String>,
+    pub title: Option<Str>,
 }
 
 /// `contacts[].urls[]` of a shared card.
@@ -202,10 +203,10 @@ pub struct ContactOrg {
 pub struct ContactUrl {
     /// The URL.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub url: Option<String>,
+    pub url: Option<Str>,
     /// Label, e.g. `WORK`.
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }
 
 /// `button`: the tapped quick-reply button of a template (see
@@ -215,10 +216,10 @@ pub struct ContactUrl {
 pub struct Button {
     /// The payload set on the button.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub payload: Option<String>,
+    pub payload: Option<Str>,
     /// The button's label.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub text: Option<String>,
+    pub text: Option<Str>,
 }
 
 /// `interactive`: a reply to an interactive message, chosen by `interactive.type`.
@@ -264,13 +265,13 @@ impl Interactive {
 pub struct Reply {
     /// The id the business gave the button or row.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// Its title.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub title: Option<String>,
+    pub title: Option<Str>,
     /// The row's description (list replies).
     #[serde(default, deserialize_with = "lenient::string")]
-    pub description: Option<String>,
+    pub description: Option<Str>,
 }
 
 /// `nfm_reply`: a completed Flow or address message.
@@ -279,13 +280,13 @@ pub struct Reply {
 pub struct NfmReply {
     /// `flow`, `address_message`, ….
     #[serde(default, deserialize_with = "lenient::string")]
-    pub name: Option<String>,
+    pub name: Option<Str>,
     /// Body text.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub body: Option<String>,
+    pub body: Option<Str>,
     /// The response, a JSON document encoded as a string.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub response_json: Option<String>,
+    pub response_json: Option<Str>,
 }
 
 impl NfmReply {
@@ -306,7 +307,7 @@ impl NfmReply {
 pub struct CallPermissionReply {
     /// `accept` or `reject`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub response: Option<String>,
+    pub response: Option<Str>,
     /// Whether the permission is permanent.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub is_permanent: Option<bool>,
@@ -319,7 +320,7 @@ pub struct CallPermissionReply {
     pub expiration_timestamp: Option<OffsetDateTime>,
     /// `user_action` or `automatic`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub response_source: Option<String>,
+    pub response_source: Option<Str>,
 }
 
 impl CallPermissionReply {
@@ -337,10 +338,10 @@ impl CallPermissionReply {
 pub struct Reaction {
     /// The wamid reacted to.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub message_id: Option<String>,
+    pub message_id: Option<Str>,
     /// The emoji; absent when the user removed the reaction.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub emoji: Option<String>,
+    pub emoji: Option<Str>,
 }
 
 impl Reaction {
@@ -356,10 +357,10 @@ impl Reaction {
 pub struct Order {
     /// Catalog id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub catalog_id: Option<String>,
+    pub catalog_id: Option<Str>,
     /// Text sent with the order.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub text: Option<String>,
+    pub text: Option<Str>,
     /// Ordered products.
     #[serde(default, deserialize_with = "lenient::vec")]
     pub product_items: Vec<ProductItem>,
@@ -371,7 +372,7 @@ pub struct Order {
 pub struct ProductItem {
     /// Product id in the catalog.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub product_retailer_id: Option<String>,
+    pub product_retailer_id: Option<Str>,
     /// Quantity.
     #[serde(default, deserialize_with = "lenient::float")]
     pub quantity: Option<f64>,
@@ -380,7 +381,7 @@ pub struct ProductItem {
     pub item_price: Option<f64>,
     /// ISO 4217 currency.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub currency: Option<String>,
+    pub currency: Option<Str>,
 }
 
 /// `system`.
@@ -389,17 +390,17 @@ pub struct ProductItem {
 pub struct System {
     /// Human-readable description.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub body: Option<String>,
+    pub body: Option<Str>,
     /// The user's new WhatsApp id, for `user_changed_number`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub wa_id: Option<String>,
+    pub wa_id: Option<Str>,
     /// The user's business-scoped id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Str>,
     /// The user's parent business-scoped id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub parent_user_id: Option<String>,
+    pub parent_user_id: Option<Str>,
     /// `user_changed_number`, ….
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
-    pub kind: Option<String>,
+    pub kind: Option<Str>,
 }

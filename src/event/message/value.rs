@@ -1,6 +1,7 @@
 //! The change `value` of an inbound message and each message in it: who sent it, when, in
 //! reply to what, from which ad; its typed content is in `content`.
 
+use crate::event::Str;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
@@ -16,7 +17,7 @@ use crate::event::de as lenient;
 pub struct InboundValue {
     /// Always `"whatsapp"`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub messaging_product: Option<String>,
+    pub messaging_product: Option<Str>,
     /// The business number the messages were sent to.
     #[serde(default, deserialize_with = "lenient::obj")]
     pub metadata: Option<Metadata>,
@@ -36,17 +37,17 @@ pub struct InboundValue {
 #[non_exhaustive]
 pub struct Message {
     /// Sender's number; Meta omits it when the number is unavailable.
-    pub from: Option<String>,
+    pub from: Option<Str>,
     /// Sender's business-scoped user id.
-    pub from_user_id: Option<String>,
+    pub from_user_id: Option<Str>,
     /// Sender's parent business-scoped user id.
-    pub from_parent_user_id: Option<String>,
+    pub from_parent_user_id: Option<Str>,
     /// The message id, `wamid.…` (deduplicate on it: Meta may redeliver).
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// When the user sent it.
     pub timestamp: Option<OffsetDateTime>,
     /// The group, for group messages.
-    pub group_id: Option<String>,
+    pub group_id: Option<Str>,
     /// What the message replies to or was forwarded from.
     pub context: Option<Context>,
     /// The Click-to-WhatsApp ad the user came from.
@@ -154,7 +155,7 @@ impl MessageContent {
 #[non_exhaustive]
 pub struct OtherContent {
     /// The message's `type`, e.g. `"edit"` (empty when absent).
-    pub kind: String,
+    pub kind: Str,
     /// The raw object under the key named by `type`, when present.
     pub raw: Option<Box<RawValue>>,
 }
@@ -172,10 +173,10 @@ impl PartialEq for OtherContent {
 pub struct Context {
     /// Sender of the message replied to (the business number for replies to it).
     #[serde(default, deserialize_with = "lenient::string")]
-    pub from: Option<String>,
+    pub from: Option<Str>,
     /// The wamid (or `wacid.…`) replied to.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub id: Option<String>,
+    pub id: Option<Str>,
     /// Forwarded up to five times.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub forwarded: Option<bool>,
@@ -193,10 +194,10 @@ pub struct Context {
 pub struct ReferredProduct {
     /// Catalog id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub catalog_id: Option<String>,
+    pub catalog_id: Option<Str>,
     /// Product id in the catalog.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub product_retailer_id: Option<String>,
+    pub product_retailer_id: Option<Str>,
 }
 
 /// `messages[].referral`: the Click-to-WhatsApp ad the user came from.
@@ -205,34 +206,34 @@ pub struct ReferredProduct {
 pub struct Referral {
     /// The ad's URL.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub source_url: Option<String>,
+    pub source_url: Option<Str>,
     /// The ad's id.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub source_id: Option<String>,
+    pub source_id: Option<Str>,
     /// `ad`, ….
     #[serde(default, deserialize_with = "lenient::string")]
-    pub source_type: Option<String>,
+    pub source_type: Option<Str>,
     /// Ad body.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub body: Option<String>,
+    pub body: Option<Str>,
     /// Ad headline.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub headline: Option<String>,
+    pub headline: Option<Str>,
     /// `image` or `video`.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub media_type: Option<String>,
+    pub media_type: Option<Str>,
     /// Image URL.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub image_url: Option<String>,
+    pub image_url: Option<Str>,
     /// Video URL.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub video_url: Option<String>,
+    pub video_url: Option<Str>,
     /// Thumbnail URL.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub thumbnail_url: Option<String>,
+    pub thumbnail_url: Option<Str>,
     /// Click id (absent for Status ad placements).
     #[serde(default, deserialize_with = "lenient::string")]
-    pub ctwa_clid: Option<String>,
+    pub ctwa_clid: Option<Str>,
     /// The ad's welcome message.
     #[serde(default, deserialize_with = "lenient::obj")]
     pub welcome_message: Option<WelcomeMessage>,
@@ -244,5 +245,5 @@ pub struct Referral {
 pub struct WelcomeMessage {
     /// The text.
     #[serde(default, deserialize_with = "lenient::string")]
-    pub text: Option<String>,
+    pub text: Option<Str>,
 }

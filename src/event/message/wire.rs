@@ -15,7 +15,7 @@ use super::content::{
 use super::value::{Context, Message, MessageContent, OtherContent, Referral};
 use crate::envelope::JsonStr;
 use crate::event::common::ApiError;
-use crate::event::de::{Lenient, Seq, Str, Time};
+use crate::event::de::{Lenient, LenientStr, Seq, Time};
 
 /// Takes the raw object stored under `kind` among the unknown keys.
 fn take_raw(extra: Vec<(String, Box<RawValue>)>, kind: &str) -> Option<Box<RawValue>> {
@@ -48,13 +48,13 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let mut extra: Vec<(String, Box<RawValue>)> = Vec::new();
         while let Some(JsonStr(key)) = map.next_key()? {
             match &*key {
-                "from" => from = map.next_value::<Str>()?.0,
-                "from_user_id" => from_user_id = map.next_value::<Str>()?.0,
-                "from_parent_user_id" => from_parent_user_id = map.next_value::<Str>()?.0,
-                "id" => id = map.next_value::<Str>()?.0,
+                "from" => from = map.next_value::<LenientStr>()?.0,
+                "from_user_id" => from_user_id = map.next_value::<LenientStr>()?.0,
+                "from_parent_user_id" => from_parent_user_id = map.next_value::<LenientStr>()?.0,
+                "id" => id = map.next_value::<LenientStr>()?.0,
                 "timestamp" => timestamp = map.next_value::<Time>()?.0,
-                "group_id" => group_id = map.next_value::<Str>()?.0,
-                "type" => kind = map.next_value::<Str>()?.0,
+                "group_id" => group_id = map.next_value::<LenientStr>()?.0,
+                "type" => kind = map.next_value::<LenientStr>()?.0,
                 "context" => context = map.next_value::<Lenient<Context>>()?.0,
                 "referral" => referral = map.next_value::<Lenient<Referral>>()?.0,
                 "errors" => errors = map.next_value::<Seq<ApiError>>()?.0,
@@ -188,7 +188,7 @@ impl<'de> Deserialize<'de> for Interactive {
                 let mut extra: Vec<(String, Box<RawValue>)> = Vec::new();
                 while let Some(JsonStr(key)) = map.next_key()? {
                     match &*key {
-                        "type" => kind = map.next_value::<Str>()?.0,
+                        "type" => kind = map.next_value::<LenientStr>()?.0,
                         "button_reply" => button = map.next_value::<Lenient<Reply>>()?.0,
                         "list_reply" => list = map.next_value::<Lenient<Reply>>()?.0,
                         "nfm_reply" => nfm = map.next_value::<Lenient<NfmReply>>()?.0,

@@ -1,0 +1,153 @@
+//! Allocations a delivery costs, counted by a global allocator (issue: typed events cheaper than
+//! a `serde_json::Value`). Each figure is the fewest of ten identical calls (the first builds
+//! lazily made parts: tracing callsites, the store's shards); the printed lines are
+//! what bench/README.md reports:
+//!
+//! `cargo test --test allocations -- --nocapture --test-threads=1`
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use tower::{service_fn, ServiceExt};
+use vobiz_webhooks::{sign, MemoryStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
+
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+/// One counted section at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The fewest allocations one of ten runs of `run` makes (`prepare` builds its input
+/// uncounted): the steady state, without the odd run that grows a store's table.
+fn allocations<I, R>(mut prepare: impl FnMut() -> I, mut run: impl FnMut(I) -> R) -> u64 {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let mut fewest = u64::MAX;
+    for _ in 0..10 {
+        let input = prepare();
+        let before = dhat::HeapStats::get().total_blocks;
+        let output = run(input);
+        fewest = fewest.min(dhat::HeapStats::get().total_blocks - before);
+        drop(black_box(output));
+    }
+    fewest
+}
+
+/// Drives a future that never waits (the in-process store, a handler that answers at once).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+const SECRET: &str = "allocations-secret";
+
+fn body() -> Bytes {
+    Bytes::from_static(include_bytes!("../fixtures/message.inbound/text.json"))
+}
+
+/// The fixture with a new `event_id` each time, signed.
+fn delivery() -> Request<Body> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let text = std::str::from_utf8(include_bytes!("../fixtures/message.inbound/text.json"))
+        .expect("UTF-8 fixture");
+    let start = text.find(FIXTURE_ID).expect("fixture has an event_id") + FIXTURE_ID.len();
+    let end = start + text[start..].find('"').expect("closing quote");
+    let id = format!("5a1c0f3e-7d2b-4e8a-9c6f-{n:012x}");
+    let body = Bytes::from(format!("{}{id}{}", &text[..start], &text[end..]));
+    Request::post("/webhooks/vobiz")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .header("x-webhook-event", "message.inbound")
+        .header("x-webhook-signature", sign(SECRET.as_bytes(), &body))
+        .body(Body::from(body))
+        .expect("request")
+}
+
+const FIXTURE_ID: &str = "\"event_id\": \"";
+
+#[test]
+fn typing_a_payload_allocates_a_handful_not_one_per_field() {
+    let envelope = allocations(body, |body| {
+        VerifiedEvent::from_trusted_body(body).expect("the fixture is an envelope")
+    });
+    let typed = allocations(
+        || VerifiedEvent::from_trusted_body(body()).expect("the fixture is an envelope"),
+        |verified| {
+            let text = match verified.event() {
+                VobizEvent::MessageInbound(message) => message.text().map(str::len),
+                _ => None,
+            };
+            assert!(text.is_some());
+            verified
+        },
+    );
+    println!("allocations: envelope {envelope}, typed payload {typed} (message.inbound/text)");
+    assert!(envelope <= 4, "envelope: {envelope}");
+    assert!(typed <= 8, "typed payload: {typed}");
+}
+
+#[test]
+fn a_delivery_through_the_layer() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+
+    let bare = service_fn(|request: Request<Body>| async move {
+        black_box(request.extensions().get::<VerifiedEvent>().is_some());
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    });
+    let baseline = allocations(delivery, |request| ready(bare.oneshot(request)));
+
+    // (g): the layer around a handler that takes the verified record.
+    let layered = tower::ServiceBuilder::new()
+        .layer(VobizWebhookLayer::new(SECRET).store(MemoryStore::new()))
+        .service(bare);
+    let layer = allocations(delivery, |request| {
+        let response = ready(layered.clone().oneshot(request)).expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    });
+
+    // (h): the layer around an axum handler that takes the typed event and reads its text.
+    let typed: axum::routing::MethodRouter<(), Infallible> =
+        axum::routing::post(|event: VobizEvent| async move {
+            let read = match &event {
+                VobizEvent::MessageInbound(message) => message.text().map(str::len),
+                VobizEvent::MessageStatus(status) => status.status().map(|_| 0),
+                _ => None,
+            };
+            black_box(read);
+            StatusCode::OK
+        })
+        .layer(VobizWebhookLayer::new(SECRET).store(MemoryStore::new()))
+        .with_state::<()>(());
+    let handler = allocations(delivery, |request| {
+        let response = ready(typed.clone().oneshot(request)).expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    });
+    println!(
+        "allocations a delivery: bare service {baseline}, layer (g) {layer} \
+         (+{}), layer + typed axum handler (h) {handler} (+{})",
+        layer - baseline,
+        handler - baseline
+    );
+}
