@@ -23,7 +23,7 @@ GROUPS = [
 ]
 NAMES = {"bare": "(a) bare", "naive": "(b) naive", "crate": "(c) example",
          "crate-redis": "(d) example, Redis", "express": "(e) Express", "flask": "(f) Flask",
-         "layer": "(g) layer"}
+         "layer": "(g) layer", "typed": "(h) typed"}
 
 
 def split(path):

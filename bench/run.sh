@@ -8,10 +8,10 @@
 #   PROFILE=1 bash bench/run.sh            # instead: where each server's CPU goes (perf)
 #
 # Environment (defaults): REPS=5 DURATION=10 WARMUP=3 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
-#   SERVERS="bare naive crate crate-redis express flask layer"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
+#   SERVERS="bare naive crate crate-redis express flask layer typed"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
 #   checked every 30 s, at most 40 min)  VOBIZ_REDIS_URL=redis://127.0.0.1:6379
 #   PROFILE=1: run each server once under `perf record -e cpu-clock` (same load, DURATION s) and
-#   write profile.md: its CPU per request split by crate (default SERVERS "bare naive layer crate")
+#   write profile.md: its CPU per request split by crate (default SERVERS "bare naive layer typed crate")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,9 +25,9 @@ GEN_CPU=${GEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 PROFILE=${PROFILE:-0}
 if [ "$PROFILE" = 1 ]; then
-  SERVERS=${SERVERS:-"bare naive layer crate"}
+  SERVERS=${SERVERS:-"bare naive layer typed crate"}
 else
-  SERVERS=${SERVERS:-"bare naive crate crate-redis express flask layer"}
+  SERVERS=${SERVERS:-"bare naive crate crate-redis express flask layer typed"}
 fi
 WAIT_QUIET=${WAIT_QUIET:-1}
 QUIET_LOAD=${QUIET_LOAD:-0.6}
@@ -101,7 +101,7 @@ REDIS_PREFIX=
 port_of() {
   case $1 in
     bare) echo 18101 ;; naive) echo 18102 ;; crate) echo 18103 ;; crate-redis) echo 18104 ;;
-    express) echo 18105 ;; flask) echo 18106 ;; layer) echo 18107 ;;
+    express) echo 18105 ;; flask) echo 18106 ;; layer) echo 18107 ;; typed) echo 18108 ;;
   esac
 }
 
@@ -121,6 +121,10 @@ start_server() {
     layer)
       VOBIZ_WEBHOOK_SECRET=$SECRET BENCH_ADDR=127.0.0.1:$port \
         "${pin[@]}" "$BENCH/servers/target/release/layer" >/dev/null 2>>"$err" &
+      ;;
+    typed)
+      VOBIZ_WEBHOOK_SECRET=$SECRET BENCH_ADDR=127.0.0.1:$port \
+        "${pin[@]}" "$BENCH/servers/target/release/typed" >/dev/null 2>>"$err" &
       ;;
     crate)
       VOBIZ_WEBHOOK_SECRET=$SECRET VOBIZ_ADDR=127.0.0.1:$port \
@@ -242,7 +246,7 @@ echo "load at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
 import json, os, statistics, sys
 out = sys.argv[1]
 runs = [json.loads(l) for l in open(os.path.join(out, "runs.jsonl"))]
-order = ["bare", "naive", "crate", "crate-redis", "express", "flask", "layer"]
+order = ["bare", "naive", "crate", "crate-redis", "express", "flask", "layer", "typed"]
 names = {
     "bare": "(a) bare axum, `Bytes` → 200",
     "naive": "(b) naive axum handler",
@@ -251,6 +255,7 @@ names = {
     "express": "(e) Express (Node)",
     "flask": "(f) Flask + gunicorn -w 2",
     "layer": "(g) (a) + `VobizWebhookLayer`, `MemoryStore`",
+    "typed": "(h) (g) with a `VobizEvent` handler reading the text or status",
 }
 by = {}
 for r in runs:
@@ -294,8 +299,9 @@ checks = [
     ("(c)/(e) req/s", "crate", "express", "rps", 10.0, ">="),
     ("(c)/(f) req/s", "crate", "flask", "rps", 20.0, ">="),
     ("(d)/(c) req/s", "crate-redis", "crate", "rps", 0.5, ">="),
-    ("(g)/(a) req/s: the layer alone", "layer", "bare", "rps", None, ">="),
+    ("(g)/(a) req/s: the layer alone", "layer", "bare", "rps", 0.80, ">="),
     ("(g)/(b) server CPU per request: the layer alone", "layer", "naive", "server_cpu_us_per_req", None, "<="),
+    ("(h)/(b) server CPU per request: typed against naive", "typed", "naive", "server_cpu_us_per_req", 0.70, "<="),
 ]
 lines.append("\n| ratio (median of per-repetition ratios) | value | range | target | met |")
 lines.append("|---|---:|---:|---:|---|")

@@ -1,5 +1,6 @@
 //! (b) The handler a Rust user writes today without the crate: `Bytes` extractor, HMAC keyed
-//! per request, hex compare, `serde_json::Value`, and a `Mutex<HashSet<String>>` of seen ids.
+//! per request, hex compare, `serde_json::Value`, a `Mutex<HashSet<String>>` of seen ids, then
+//! the message text (or the status) read from the `Value`.
 //!
 //! `VOBIZ_WEBHOOK_SECRET=... BENCH_ADDR=127.0.0.1:39102 naive`
 
@@ -42,7 +43,14 @@ async fn handle(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Stat
     if !app.seen.lock().expect("lock").insert(event_id.to_owned()) {
         return StatusCode::OK; // a retry: already handled
     }
-    // ... handle event["event_type"] / event["payload"] ...
+    // Handle it: read the message text or the status (what the typed server (h) reads).
+    let value = &event["payload"]["entry"][0]["changes"][0]["value"];
+    let read = match event["event_type"].as_str() {
+        Some("message.inbound") => value["messages"][0]["text"]["body"].as_str().map(str::len),
+        Some("message.status") => value["statuses"][0]["status"].as_str().map(str::len),
+        _ => None,
+    };
+    std::hint::black_box(read);
     StatusCode::OK
 }
 
