@@ -184,7 +184,7 @@ impl Metrics {
     /// starts there without reading the clock again.
     #[cfg(feature = "metrics")]
     pub(crate) fn store_time(&self, started: Started) -> Started {
-        let now = start();
+        let now = Started::at(tokio::time::Instant::now());
         if let Some(registered) = &self.registered {
             let taken = now.at.saturating_duration_since(started.at);
             registered.store.record(taken.as_secs_f64());
@@ -203,14 +203,17 @@ impl Metrics {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Started {
     #[cfg(feature = "metrics")]
-    at: std::time::Instant,
+    at: tokio::time::Instant,
 }
 
-#[inline(always)]
-pub(crate) fn start() -> Started {
-    Started {
-        #[cfg(feature = "metrics")]
-        at: std::time::Instant::now(),
+impl Started {
+    /// A reading taken anyway (the claim's lease starts there): no second clock read.
+    #[inline(always)]
+    pub(crate) fn at(_at: tokio::time::Instant) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            at: _at,
+        }
     }
 }
 

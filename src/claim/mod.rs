@@ -88,10 +88,15 @@ impl<D: DedupStore> Dedup<D> {
     /// Claims `key` for one lease, within the store timeout. Takes the request's own clone of
     /// the store, which a fresh claim keeps for its settling.
     ///
-    /// The lease runs from before the claim is sent, so the handler's deadline falls before the
-    /// store lets anyone else claim the id.
-    pub(crate) async fn claim(self, key: EventKey, terms: Terms) -> Result<Claimed, StoreError> {
-        let deadline = Instant::now().checked_add(terms.lease);
+    /// The lease runs from `now`, read before the claim is sent, so the handler's deadline falls
+    /// before the store lets anyone else claim the id.
+    pub(crate) async fn claim(
+        self,
+        key: EventKey,
+        terms: Terms,
+        now: Instant,
+    ) -> Result<Claimed, StoreError> {
+        let deadline = now.checked_add(terms.lease);
         Ok(match self.claim_within(key, terms).await? {
             Claim::Fresh(token) => Claimed::Fresh(Lease {
                 handle: ClaimHandle::new(OwnedClaim::new(

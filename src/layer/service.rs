@@ -248,9 +248,9 @@ where
 
     // Step 6: claim the event id.
     let key = EventKey::from_event_id(verified.event_id());
-    let started = observe::start();
-    let claimed = dedup.claim(key, config.claim).await;
-    let claimed_at = config.metrics.store_time(started);
+    let now = tokio::time::Instant::now();
+    let claimed = dedup.claim(key, config.claim, now).await;
+    let claimed_at = config.metrics.store_time(observe::Started::at(now));
     let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => Some(lease),
         Ok(Claimed::Done) => return Ok(duplicate(&config, &verified)),
