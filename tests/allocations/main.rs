@@ -6,18 +6,14 @@
 //! `cargo test --test allocations -- --nocapture --test-threads=1`
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
 
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use tower::{service_fn, ServiceExt};
-use vobiz_webhooks::{sign, MemoryStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
+use vobiz_webhooks::{MemoryStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
@@ -43,43 +39,25 @@ fn allocations<I, R>(mut prepare: impl FnMut() -> I, mut run: impl FnMut(I) -> R
     fewest
 }
 
-/// Drives a future that never waits (the in-process store, a handler that answers at once).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
+#[path = "../../benches/common/mod.rs"]
+mod common;
 
-const SECRET: &str = "allocations-secret";
+use common::{ready, Requests, SECRET};
 
 fn body() -> Bytes {
-    Bytes::from_static(include_bytes!("../fixtures/message.inbound/text.json"))
+    Bytes::from_static(common::TEXT.as_bytes())
 }
 
 /// The fixture with a new `event_id` each time, signed.
 fn delivery() -> Request<Body> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let text = std::str::from_utf8(include_bytes!("../fixtures/message.inbound/text.json"))
-        .expect("UTF-8 fixture");
-    let start = text.find(FIXTURE_ID).expect("fixture has an event_id") + FIXTURE_ID.len();
-    let end = start + text[start..].find('"').expect("closing quote");
-    let id = format!("5a1c0f3e-7d2b-4e8a-9c6f-{n:012x}");
-    let body = Bytes::from(format!("{}{id}{}", &text[..start], &text[end..]));
-    Request::post("/webhooks/vobiz")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .header("x-webhook-event", "message.inbound")
-        .header("x-webhook-signature", sign(SECRET.as_bytes(), &body))
-        .body(Body::from(body))
-        .expect("request")
+    REQUESTS
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .get_or_insert_with(Requests::new)
+        .request()
 }
 
-const FIXTURE_ID: &str = "\"event_id\": \"";
+static REQUESTS: Mutex<Option<Requests>> = Mutex::new(None);
 
 #[test]
 fn typing_a_payload_allocates_a_handful_not_one_per_field() {
