@@ -8,6 +8,8 @@ mod conformance;
 mod footprint;
 mod memory_bound;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_outage;
 #[cfg(feature = "redis")]
 mod redis_restart;
