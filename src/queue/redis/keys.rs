@@ -35,9 +35,10 @@ pub(super) struct PartitionKeys {
 
 impl Keys {
     pub(super) fn new(prefix: &str, group: &str, partitions: usize, cluster: bool) -> Self {
-        let partitions = (0..partitions.clamp(1, MAX_PARTITIONS))
+        let count = partitions.clamp(1, MAX_PARTITIONS);
+        let partitions = (0..count)
             .map(|index| {
-                let prefix = partition_prefix(prefix, index, cluster);
+                let prefix = partition_prefix(prefix, index, count, cluster);
                 PartitionKeys {
                     index,
                     stream: format!("{prefix}stream"),
@@ -98,30 +99,75 @@ impl PartitionKeys {
     }
 }
 
-/// The prefix of partition `index` (see the module docs).
-fn partition_prefix(prefix: &str, index: usize, cluster: bool) -> String {
-    match hash_tag(prefix) {
-        Some(_) if index == 0 => prefix.to_owned(),
-        Some(close) => format!("{}:{index}{}", &prefix[..close], &prefix[close..]),
-        None if index == 0 && !cluster => prefix.to_owned(),
+/// The prefix of partition `index` of `count` (see the module docs).
+fn partition_prefix(prefix: &str, index: usize, count: usize, cluster: bool) -> String {
+    let tagged = hash_tag(prefix);
+    let base = match tagged {
+        Some((open, close)) => prefix[open + 1..close].to_owned(),
         None => {
-            let tag: String = prefix.chars().filter(|c| *c != '{' && *c != '}').collect();
-            let tag = if tag.is_empty() { "vobiz:queue" } else { &tag };
-            if index == 0 {
-                format!("{{{tag}}}{prefix}")
+            let base: String = prefix.chars().filter(|c| *c != '{' && *c != '}').collect();
+            if base.is_empty() {
+                "vobiz:queue".to_owned()
             } else {
-                format!("{{{tag}:{index}}}{prefix}")
+                base
             }
         }
+    };
+    if index == 0 {
+        return match tagged {
+            Some(_) => prefix.to_owned(),
+            None if !cluster => prefix.to_owned(),
+            None => format!("{{{base}}}{prefix}"),
+        };
+    }
+    let zero = partition_prefix(prefix, 0, count, cluster);
+    let tag = spread_tag(&base, index, count, slot_number(&format!("{zero}stream")));
+    match tagged {
+        Some((open, close)) => format!("{}{tag}{}", &prefix[..=open], &prefix[close..]),
+        None => format!("{{{tag}}}{prefix}"),
     }
 }
 
+/// Cluster hash slots.
+const SLOTS: usize = 16_384;
+
+/// The tag of partition `index > 0`: `<base>:<index>`, or `<base>:<index>.<k>` with the
+/// smallest `k` that puts its slot in the middle half of the `index`-th of `count` equal slot
+/// ranges after partition 0's. A cluster whose masters own equal ranges (as `redis-cli
+/// --cluster create` makes them) then serves `count` partitions from `count` different
+/// masters; the names depend only on the prefix, `index` and `count`, so every process agrees.
+fn spread_tag(base: &str, index: usize, count: usize, zero_slot: usize) -> String {
+    use redis::cluster_routing::Slot;
+    let range = (zero_slot * count / SLOTS + index) % count;
+    let (start, end) = (range * SLOTS / count, (range + 1) * SLOTS / count);
+    let quarter = (end - start) / 4;
+    let wanted: std::collections::HashSet<Slot> = (start + quarter..end - quarter)
+        .filter_map(|slot| Slot::new(u16::try_from(slot).ok()?))
+        .collect();
+    (0..100_000)
+        .map(|k| match k {
+            0 => format!("{base}:{index}"),
+            k => format!("{base}:{index}.{k}"),
+        })
+        .find(|tag| wanted.contains(&Slot::for_key(tag)))
+        .unwrap_or_else(|| format!("{base}:{index}"))
+}
+
+/// The slot number of `key` (redis' own slot function, which exposes no number).
+fn slot_number(key: &str) -> usize {
+    use redis::cluster_routing::Slot;
+    let slot = Slot::for_key(key);
+    (0..SLOTS)
+        .find(|&number| u16::try_from(number).ok().and_then(Slot::new) == Some(slot))
+        .unwrap_or(0)
+}
+
 /// Redis' hash tag rule: the first `{` and the first `}` after it, with something between;
-/// the position of that `}`.
-fn hash_tag(key: &str) -> Option<usize> {
+/// their positions.
+fn hash_tag(key: &str) -> Option<(usize, usize)> {
     let open = key.find('{')?;
     let close = open + 1 + key[open + 1..].find('}')?;
-    (close > open + 1).then_some(close)
+    (close > open + 1).then_some((open, close))
 }
 
 #[cfg(test)]
@@ -198,8 +244,9 @@ mod tests {
         assert_eq!(one.partitions[0].stream, "{vobiz:queue}:stream");
         assert_eq!(three.partitions[0].stream, one.partitions[0].stream);
         assert_eq!(three.partitions[0].dead, "{vobiz:queue}:dead");
-        assert_eq!(three.partitions[1].stream, "{vobiz:queue:1}:stream");
-        assert_eq!(three.partitions[2].dead, "{vobiz:queue:2}:dead");
+        assert!(three.partitions[1].stream.starts_with("{vobiz:queue:1"));
+        assert!(three.partitions[1].stream.ends_with("}:stream"));
+        assert!(three.partitions[2].dead.starts_with("{vobiz:queue:2"));
         // An untagged prefix is untouched on one node.
         assert_eq!(
             Keys::new("q:", "g", 1, false).partitions[0].stream,
@@ -221,6 +268,29 @@ mod tests {
             .map(|part| Slot::for_key(&part.stream))
             .collect();
         assert_eq!(slots.len(), 3);
+        // On redis-cli's equal ranges for three masters, three partitions on three masters,
+        // whatever the prefix; eight on three masters are spread too.
+        let owner = |key: &str| match slot_number(key) {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        };
+        for n in 0..50 {
+            let prefix = format!("{{app-{n}}}:queue:");
+            let keys = Keys::new(&prefix, "g", 3, true);
+            let masters: std::collections::HashSet<_> = keys
+                .partitions
+                .iter()
+                .map(|part| owner(&part.stream))
+                .collect();
+            assert_eq!(masters.len(), 3, "{prefix}: {keys:?}");
+            let keys = Keys::new(&prefix, "g", 8, true);
+            let mut per_master = [0; 3];
+            for part in &keys.partitions {
+                per_master[owner(&part.stream)] += 1;
+            }
+            assert!(per_master.iter().all(|&count| count >= 2), "{per_master:?}");
+        }
         let mut counts = [0usize; 3];
         for event in events() {
             counts[keys.partition_of(&event).index] += 1;
