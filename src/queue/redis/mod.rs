@@ -44,22 +44,37 @@ pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Queue mode on Redis Streams (feature `redis`): the web replicas `XADD` each verified delivery
-/// before answering 200; workers in any process share the stream through a consumer group.
+/// before answering 200; workers in any process share the stream through a consumer group. On
+/// one Redis or a Redis Cluster (recognised at connect: see [`RedisConfig`]), optionally
+/// spread over several streams ([`partitions`](Self::partitions)).
 ///
 /// | step | Redis |
 /// |---|---|
 /// | enqueue | a script: the event's entry still pending → no second entry, the record takes the delivery's claim over; else `XLEN` < max → `XADD` and the record (else 503 + `Retry-After`, claim released) |
-/// | consume | `XREADGROUP GROUP g consumer COUNT 1 BLOCK … STREAMS s >` |
+/// | consume | `XREADGROUP GROUP g consumer COUNT 1 BLOCK … STREAMS s >`; with partitions, a pass without `BLOCK` over every partition's stream, then one blocking read on the worker's home partition (worker index mod n) |
 /// | pick up | touch the entry, read its record; run only while the record's claim token is ours ([`renew`](crate::DedupStore::renew)) or the claim is fresh again |
 /// | heartbeat | while handling, `XCLAIM … JUSTID` (only if still ours) resets the idle time, and the claim's lease is renewed; losing either stops the handler |
-/// | reclaim | `XAUTOCLAIM s g consumer idle_timeout 0-0`: a crashed worker's entries |
+/// | reclaim | `XAUTOCLAIM s g consumer idle_timeout 0-0` on each partition's stream: a crashed worker's entries |
 /// | success | complete the dedup claim, then `XACK` + `XDEL` |
 /// | give up | after `max_attempts`: `XADD` to the dead-letter stream with the last error, `XACK` + `XDEL`, complete the claim |
 ///
 /// Keys: `<prefix>stream`, `<prefix>dead` and one record per queued event,
 /// `<prefix>entry:<32 hex digits>` (a hash: its entry id, claim token and started attempts;
 /// deleted with the entry, expiring after the claim's TTL otherwise). Default prefix
-/// `{vobiz:queue}:`; keep a `{hash tag}` in it on Redis Cluster so every key shares a slot.
+/// `{vobiz:queue}:`; its `{hash tag}` keeps every key of the queue in one slot, so each script
+/// runs on one cluster node (a prefix without a tag gets one on a cluster).
+///
+/// **Partitions.** With [`partitions(n)`](Self::partitions) each partition `i` has its own
+/// stream, dead-letter stream and records under its own hash tag (partition 0 keeps the
+/// unpartitioned keys above; partition `i > 0` puts `:i` and, if needed, a short suffix inside
+/// the tag, chosen so that on a cluster whose masters own equal slot ranges the partitions land
+/// on different masters). An event goes to the partition of its [`EventKey`](crate::EventKey),
+/// so its second delivery finds its first entry. Every web and worker process must use the
+/// same `n`. Raising `n` from 1 is safe (partition 0 is the old stream, still read); changing
+/// `n` otherwise moves events to other partitions and names new streams for `i > 0`, so drain
+/// the queue first (stop the web side, let the workers empty it). A worker reads every
+/// partition; for the lowest latency when idle give each process at least `n` workers (an
+/// entry in a partition no worker blocks on waits at most the block time, 1 s).
 /// Acknowledged entries are deleted, so `XLEN` is the number of unfinished entries and the bound
 /// ([`max_len`](Self::max_len)) never drops one silently: a full stream refuses new deliveries.
 ///
