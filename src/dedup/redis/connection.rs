@@ -43,9 +43,22 @@ pub enum RedisTopology {
 /// [`RedisQueue`](crate::queue::RedisQueue) connect: one node, or a Redis Cluster given by one
 /// node's URL (recognised) or a list of seed URLs. Feature `redis`.
 ///
+/// **How the topology is chosen.** At connect the first URL that answers is asked `INFO`: its
+/// version (Redis ≥ 7.0 is required) and whether it is a cluster node (`cluster_enabled:1`). A
+/// cluster node, or several URLs, give a Redis Cluster connection (the `redis` crate's
+/// `cluster-async`: it follows `MOVED`/`ASK` and refreshes the slot map after a failover); a
+/// lone standalone node gives a reconnecting connection manager. [`topology`](Self::topology)
+/// makes the expectation explicit, and a node that does not match it is refused by name.
+///
+/// **Sentinel is not supported.** The `redis` crate's async Sentinel client finds the current
+/// primary when a connection is made, but nothing moves an open connection to the new primary
+/// after a failover (it would keep answering `READONLY`). A Sentinel's URL is refused at
+/// connect with an error saying so, rather than failing every delivery after the first
+/// failover.
+///
 /// The defaults fail fast, since a webhook sender retries anyway: 1 s to connect, 1 s per
 /// answer, and at most two quick reconnection attempts (about 50 ms, then 100 ms apart) before
-/// a call fails. See the [module docs](self) for how the topology is recognised.
+/// a call fails.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -227,6 +240,7 @@ impl Connector {
     }
 
     /// A single node's connector over a client the caller configured (no probe).
+    #[cfg(feature = "queue")]
     pub(crate) fn single(client: redis::Client) -> Connector {
         Connector {
             target: Target::Single(client),
@@ -396,6 +410,7 @@ const MINIMUM_VERSION: (u32, u32) = (7, 0);
 
 /// Asks the server its version and refuses one older than [`MINIMUM_VERSION`], so an old Redis
 /// is named at start instead of failing every delivery with 503.
+#[cfg(feature = "queue")]
 pub(crate) async fn require_redis_7(
     connection: &mut impl redis::aio::ConnectionLike,
 ) -> Result<(), StoreError> {

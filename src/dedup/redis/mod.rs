@@ -14,9 +14,11 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 
 pub(crate) mod connection;
 
-#[cfg(test)]
+#[cfg(feature = "queue")]
+pub(crate) use connection::require_redis_7;
+#[cfg(all(test, feature = "queue"))]
 pub(crate) use connection::same_slot;
-pub(crate) use connection::{require_redis_7, Connection, Connector};
+pub(crate) use connection::{Connection, Connector};
 pub use connection::{RedisConfig, RedisTopology};
 
 /// A store in Redis, shared by every replica of the service. Feature `redis`; needs Redis 7 or
@@ -24,7 +26,7 @@ pub use connection::{RedisConfig, RedisTopology};
 ///
 /// **Topologies**: a single node, or a Redis Cluster given by any one node's URL (recognised
 /// with `INFO` at connect) or by several comma-separated seed URLs; [`RedisConfig`] for the
-/// rest. A Sentinel-managed primary is not supported (see [`RedisConfig`]'s module docs).
+/// rest. A Sentinel-managed primary is not supported (see [`RedisConfig`]).
 ///
 /// One key per id, `prefix` + 32 hex digits of the [`EventKey`], and every command and script
 /// touches that one key, so on a cluster each id lives on the master that owns its slot and
