@@ -125,3 +125,85 @@ async fn a_sigkilled_worker_on_three_partitions_loses_nothing() {
     )
     .await;
 }
+
+/// Figures for bench/README.md (not a check): the claim's latency p50/p99 on one Redis and on
+/// the cluster, and queue throughput (enqueue, then 6 workers drain) with 1 and 3 partitions
+/// on the cluster, in one run.
+/// `cargo test --release --features queue,redis --test queue redis_cluster::figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn figures_one_redis_vs_cluster() {
+    use vobiz_webhooks::{DedupStore, EventKey, RedisStore};
+    const CLAIMS: usize = 5_000;
+    const EVENTS: usize = 3_000;
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let Some(single) = crate::support::RedisServer::start() else {
+        return;
+    };
+    for (name, url) in [("one Redis", single.url()), ("cluster", cluster.url())] {
+        let store = RedisStore::new(&url)
+            .await
+            .expect("store")
+            .prefix(format!("bench:{}:", crate::support::unique_name()));
+        let mut samples = Vec::with_capacity(CLAIMS);
+        let started = Instant::now();
+        for n in 0..CLAIMS {
+            let key = EventKey::from_event_id(&format!("claim-{n}"));
+            let at = Instant::now();
+            store
+                .claim(&key, Duration::from_secs(60))
+                .await
+                .expect("claim");
+            samples.push(at.elapsed());
+        }
+        let total = started.elapsed();
+        figure(
+            "bench-claim",
+            format!(
+                "{name}: {CLAIMS} sequential claims, p50 {:?}, p99 {:?}, {:.0} claims/s",
+                crate::support::percentile(&mut samples, 50),
+                crate::support::percentile(&mut samples, 99),
+                CLAIMS as f64 / total.as_secs_f64()
+            ),
+        );
+    }
+    for partitions in [1, 3] {
+        let setup = connect(
+            cluster.url(),
+            unique_prefix(&format!("bench-{partitions}")),
+            partitions,
+        )
+        .await;
+        let started = Instant::now();
+        let ids: Vec<String> = (0..EVENTS).map(|n| format!("evt-{n}")).collect();
+        for chunk in ids.chunks(64) {
+            let sends = chunk.iter().map(|id| setup.send(id));
+            for response in futures_util::future::join_all(sends).await {
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }
+        let enqueued = started.elapsed();
+        let drain = Instant::now();
+        let workers = setup.workers("bench", Duration::ZERO, 6).await;
+        assert!(
+            wait_for(Duration::from_secs(300), async || setup
+                .queue
+                .is_empty()
+                .await
+                .unwrap_or(false))
+            .await
+        );
+        let drained = drain.elapsed();
+        figure(
+            "bench-queue",
+            format!(
+                "cluster, {partitions} partition(s): {EVENTS} events enqueued at {:.0}/s, drained by 6 workers at {:.0}/s",
+                EVENTS as f64 / enqueued.as_secs_f64(),
+                EVENTS as f64 / drained.as_secs_f64()
+            ),
+        );
+        workers.shutdown(Duration::from_secs(3)).await;
+    }
+}
