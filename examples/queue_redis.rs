@@ -15,8 +15,12 @@
 //! Environment:
 //! - `VOBIZ_WEBHOOK_SECRET` (server role): the subscription secret(s), comma separated.
 //! - `VOBIZ_ADDR` (default `127.0.0.1:3000`): where the server listens.
-//! - `VOBIZ_REDIS_URL` (default `redis://127.0.0.1:6379`); `VOBIZ_REDIS_PREFIX` (default
-//!   `{vobiz}:`): dedup keys under `<prefix>dedup:`, streams under `<prefix>queue:`.
+//! - `VOBIZ_REDIS_URL` (default `redis://127.0.0.1:6379`): one Redis, any one node of a Redis
+//!   Cluster (recognised at connect), or several cluster nodes separated by commas;
+//!   `VOBIZ_REDIS_PREFIX` (default `{vobiz}:`): dedup keys under `<prefix>dedup:`, streams
+//!   under `<prefix>queue:`.
+//! - `VOBIZ_REDIS_PARTITIONS` (default 1): streams the queue is spread over (on a cluster, one
+//!   per master is a good start); every server and worker process must use the same number.
 //! - `VOBIZ_WORKERS` (default 4): handler runs at once per worker process.
 //! - `VOBIZ_HANDLER_SLEEP_MS` (default 0): make the handler slow, to watch the queue work.
 //! - `VOBIZ_IDLE_TIMEOUT_MS` (default 10000): when a silent worker's event is reclaimed.
@@ -101,7 +105,9 @@ async fn run() -> Result<(), String> {
     let queue = RedisQueue::new(&url)
         .await
         .map_err(|err| format!("cannot connect to {url}: {err}"))?
-        .prefix(format!("{prefix}queue:"));
+        .prefix(format!("{prefix}queue:"))
+        .partitions(usize::try_from(env_number("VOBIZ_REDIS_PARTITIONS", 1)?).unwrap_or(1));
+    tracing::info!(?queue, "Redis queue");
 
     let workers = if role == "worker" || role == "both" {
         let sleep = Duration::from_millis(env_number("VOBIZ_HANDLER_SLEEP_MS", 0)?);

@@ -14,7 +14,9 @@
 //!   logs an error. One of the two is required; the file wins when both are set.
 //! - `VOBIZ_ADDR` (default `127.0.0.1:3000`): the address to listen on.
 //! - `VOBIZ_REDIS_URL` (only with `--features redis`): deduplicate in this Redis, shared by every
-//!   replica, instead of in process; `VOBIZ_REDIS_PREFIX` sets its key prefix.
+//!   replica, instead of in process: one node, any one node of a Redis Cluster (recognised at
+//!   connect), or several cluster nodes separated by commas; `VOBIZ_REDIS_PREFIX` sets its key
+//!   prefix. (Queue mode, and `VOBIZ_REDIS_PARTITIONS`, are in the `queue_redis` example.)
 //! - `VOBIZ_MAX_CONNECTIONS` (default 4096): the most connections served at once; further ones
 //!   wait in the listen backlog until one closes.
 //! - `VOBIZ_METRICS_ADDR` (only with `--features metrics`): serve Prometheus metrics at

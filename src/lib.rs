@@ -173,9 +173,9 @@ struct ReadmeDoctests;
 pub use claim::{ClaimHandle, OwnedClaim};
 #[cfg(feature = "moka")]
 pub use dedup::MokaStore;
-#[cfg(feature = "redis")]
-pub use dedup::RedisStore;
 pub use dedup::{Claim, ClaimToken, DedupStore, EventKey, MemoryStore, StoreError, StoreErrorKind};
+#[cfg(feature = "redis")]
+pub use dedup::{RedisConfig, RedisStore, RedisTopology};
 pub use envelope::{CallEventName, Envelope, EnvelopeError, EventType};
 pub use event::{CallEvent, InboundEvent, StatusEvent, VobizEvent};
 pub use extract::{EventKindRejection, MissingVobizLayer};

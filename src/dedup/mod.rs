@@ -135,7 +135,7 @@ pub(crate) mod redis;
 #[cfg(feature = "moka")]
 pub use self::moka::MokaStore;
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisConfig, RedisStore, RedisTopology};
 pub use memory::MemoryStore;
 
 /// Remembers which `event_id`s were handled, in two phases: claim, then complete or release.

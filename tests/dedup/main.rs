@@ -10,6 +10,8 @@ mod memory_bound;
 #[cfg(feature = "moka")]
 mod moka_bound;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
 mod redis_outage;
 #[cfg(feature = "redis")]
 mod redis_restart;

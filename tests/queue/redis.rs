@@ -7,12 +7,11 @@ use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::redis::{available_url, delete_prefix};
+use crate::support::redis::{available_url, delete_prefix, Records};
 use crate::support::{delivery, unique_prefix, RedisServer};
 use axum::body::Body;
 use axum::response::Response;
 use http::{Request, StatusCode};
-use redis::aio::ConnectionManager;
 use tower::{service_fn, Layer, ServiceExt};
 use vobiz_webhooks::queue::{Backoff, RedisQueue, RedisWorkers};
 use vobiz_webhooks::{Claim, DedupStore, EventKey, RedisStore, VerifiedEvent, VobizWebhookLayer};
@@ -26,23 +25,28 @@ pub(super) struct Setup {
     pub(super) prefix: String,
     pub(super) store: RedisStore,
     pub(super) queue: RedisQueue,
-    pub(super) redis: ConnectionManager,
+    pub(super) redis: Records,
 }
 
 pub(super) async fn setup(test: &str) -> Option<Setup> {
     let url = available_url().await?;
     let prefix = unique_prefix(test);
-    Some(connect(url, prefix).await)
+    Some(connect(url, prefix, 1).await)
 }
 
-pub(super) async fn connect(url: String, prefix: String) -> Setup {
+/// A store and a queue of `partitions` on `url` (one node, or a cluster: recognised), and a
+/// connection for the handler's records: on a cluster, the records share the prefix's slot.
+pub(super) async fn connect(url: String, prefix: String, partitions: usize) -> Setup {
     let store = RedisStore::new(&url)
         .await
         .expect("store")
         .prefix(format!("{prefix}dedup:"));
-    let queue = RedisQueue::new(&url).await.expect("queue").prefix(&prefix);
-    let client = redis::Client::open(url.as_str()).expect("client");
-    let redis = ConnectionManager::new(client).await.expect("redis");
+    let queue = RedisQueue::new(&url)
+        .await
+        .expect("queue")
+        .prefix(&prefix)
+        .partitions(partitions);
+    let redis = Records::connect(&url).await;
     Setup {
         url,
         prefix,
@@ -116,7 +120,7 @@ impl Setup {
 }
 
 pub(super) fn recording_handler(
-    redis: ConnectionManager,
+    redis: Records,
     prefix: &str,
     sleep: Duration,
 ) -> impl tower::Service<
@@ -174,8 +178,8 @@ async fn child_worker() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let mut parts = spec.splitn(3, '|');
-    let (url, prefix, sleep_ms) = (
+    let mut parts = spec.splitn(4, '|');
+    let (url, prefix, sleep_ms, partitions) = (
         parts.next().expect("url").to_owned(),
         parts.next().expect("prefix").to_owned(),
         parts
@@ -183,8 +187,12 @@ async fn child_worker() {
             .expect("sleep")
             .parse::<u64>()
             .expect("sleep ms"),
+        parts
+            .next()
+            .and_then(|partitions| partitions.parse().ok())
+            .unwrap_or(1),
     );
-    let setup = connect(url, prefix).await;
+    let setup = connect(url, prefix, partitions).await;
     let _workers = setup
         .workers(
             &format!("child-{}", std::process::id()),
@@ -196,6 +204,7 @@ async fn child_worker() {
 }
 
 fn spawn_child(setup: &Setup, sleep: Duration) -> Child {
+    let partitions = setup.queue.partition_count();
     Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "redis::child_worker",
@@ -206,7 +215,12 @@ fn spawn_child(setup: &Setup, sleep: Duration) -> Child {
         ])
         .env(
             CHILD_ENV,
-            format!("{}|{}|{}", setup.url, setup.prefix, sleep.as_millis()),
+            format!(
+                "{}|{}|{}|{partitions}",
+                setup.url,
+                setup.prefix,
+                sleep.as_millis()
+            ),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -307,16 +321,14 @@ async fn a_full_stream_answers_503_and_releases_the_claim() {
 
 /// SIGKILL a worker process mid-handler; another worker reclaims its entry; poisoned events end
 /// in the dead-letter stream with their error; nothing is lost.
-async fn kill_scenario(
+pub(super) async fn kill_scenario(
+    setup: Setup,
     test: &str,
     events: usize,
     poison_every: usize,
     sleep: Duration,
     kill_after: u64,
 ) {
-    let Some(setup) = setup(test).await else {
-        return;
-    };
     let ids: Vec<String> = (0..events)
         .map(|n| {
             if n % poison_every == poison_every - 1 {
@@ -390,14 +402,28 @@ async fn kill_scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_worker_s_event_is_reclaimed_and_nothing_is_lost() {
-    kill_scenario("kill-short", 40, 10, Duration::from_millis(200), 3).await;
+    let Some(setup) = setup("kill-short").await else {
+        return;
+    };
+    kill_scenario(setup, "kill-short", 40, 10, Duration::from_millis(200), 3).await;
 }
 
 /// `cargo test --features queue,redis --release --test queue redis::ten_thousand -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 10,000 events"]
 async fn ten_thousand_events_one_percent_poisoned_a_worker_sigkilled() {
-    kill_scenario("kill-long", 10_000, 100, Duration::from_millis(2), 3_000).await;
+    let Some(setup) = setup("kill-long").await else {
+        return;
+    };
+    kill_scenario(
+        setup,
+        "kill-long",
+        10_000,
+        100,
+        Duration::from_millis(2),
+        3_000,
+    )
+    .await;
 }
 
 /// Redis restarts empty (no persistence) under running workers: deliveries meanwhile are refused
@@ -408,7 +434,7 @@ async fn a_redis_restart_under_the_queue_loses_nothing() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let setup = connect(redis.url(), unique_prefix("restart")).await;
+    let setup = connect(redis.url(), unique_prefix("restart"), 1).await;
     let workers = setup.workers("restart", Duration::ZERO, 2).await;
 
     for n in 0..10 {

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster;
 pub mod counting_store;
 pub mod proxy;
 pub mod redis;
@@ -20,6 +21,7 @@ use http::Request;
 use serde_json::json;
 use vobiz_webhooks::EventKey;
 
+pub use cluster::RedisCluster;
 pub use counting_store::{CountingStore, Counts};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::RedisServer;

@@ -199,3 +199,71 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// A test's own connection for what its handlers record (counters, sets): to one node, or to
+/// a cluster (recognised as the crate does: several URLs, or `cluster_enabled:1`).
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub enum Records {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[cfg(feature = "redis")]
+impl Records {
+    pub async fn connect(url: &str) -> Records {
+        let urls: Vec<&str> = url.split(',').collect();
+        let client = redis::Client::open(urls[0]).expect("client");
+        let mut probe = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut probe)
+            .await
+            .expect("info");
+        if urls.len() > 1 || info.contains("cluster_enabled:1") {
+            let cluster = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+            Records::Cluster(cluster.get_async_connection().await.expect("cluster"))
+        } else {
+            Records::Single(
+                redis::aio::ConnectionManager::new(client)
+                    .await
+                    .expect("redis"),
+            )
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl redis::aio::ConnectionLike for Records {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Records::Single(connection) => connection.req_packed_command(cmd),
+            Records::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Records::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Records::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Records::Single(connection) => connection.get_db(),
+            Records::Cluster(connection) => connection.get_db(),
+        }
+    }
+}

@@ -9,7 +9,6 @@ use axum_core::body::Body;
 use axum_core::response::Response;
 use bytes::Bytes;
 use http::Request;
-use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
 use redis::RedisError;
 use tower_service::Service;
@@ -17,22 +16,31 @@ use tower_service::Service;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::create_group;
+use super::create_groups;
 use super::entry::{parse_token, Entry};
 use super::heartbeat::{lost, ownership_window, Beat, Heartbeat};
-use super::scripts::{ACK, ATTEMPT, DEAD_LETTER, NOTE_FAILURE, PICKUP, RECORD_TOKEN, SET_TOKEN};
+use super::keys::PartitionKeys;
+use super::scripts::{
+    call, ACK, ATTEMPT, DEAD_LETTER, NOTE_FAILURE, PICKUP, RECORD_TOKEN, SET_TOKEN,
+};
 use super::workers::WorkerShared;
-use crate::dedup::redis::token_text;
+use crate::dedup::redis::{token_text, Connection};
 use crate::dedup::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey};
 use crate::future::AbortOnDrop;
 use crate::queue::{run_attempt, BoxError, Counter, QueueAttempt};
 
-/// One consumer of the group: its own connection (its reads block) and name.
+/// One consumer of the group: its own connection (its reads block) and name. It reads every
+/// partition: a pass without blocking over all of them (starting after the last one that gave
+/// an entry), then a blocking read on its home partition (its index modulo the partitions).
 pub(super) struct Consumer<D> {
     pub(super) shared: Arc<WorkerShared>,
     pub(super) store: Arc<D>,
-    pub(super) connection: ConnectionManager,
+    pub(super) connection: Connection,
     pub(super) consumer: String,
+    /// The partition its blocking reads wait on.
+    pub(super) home: usize,
+    /// The partition the next pass starts at (read, reclaim).
+    pub(super) next: usize,
 }
 
 impl<D: DedupStore> Consumer<D> {
@@ -67,7 +75,7 @@ impl<D: DedupStore> Consumer<D> {
                     // deleted): entries queued since would wait for ever. Make it again, from
                     // the start of the stream, and read on.
                     tracing::warn!(consumer = %self.consumer, "Redis queue consumer group missing; creating it again");
-                    if let Err(error) = create_group(&mut self.connection, &self.shared.keys).await
+                    if let Err(error) = create_groups(&mut self.connection, &self.shared.keys).await
                     {
                         tracing::warn!(consumer = %self.consumer, %error, "cannot create the consumer group; retrying");
                         tokio::select! {
@@ -88,12 +96,25 @@ impl<D: DedupStore> Consumer<D> {
         tracing::debug!(consumer = %self.consumer, "Redis queue worker stopped");
     }
 
-    /// A crashed or stalled consumer's entry, idle past the timeout, with its delivery count.
+    /// A crashed or stalled consumer's entry, idle past the timeout, with its delivery count:
+    /// `XAUTOCLAIM` on each partition in turn, the first found.
     async fn reclaim(&mut self) -> Result<Option<Entry>, RedisError> {
-        let keys = &self.shared.keys;
+        let shared = Arc::clone(&self.shared);
+        let count = shared.keys.partitions.len();
+        for step in 0..count {
+            let part = shared.keys.partition((self.next + step) % count);
+            if let Some(entry) = self.reclaim_from(part).await? {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn reclaim_from(&mut self, part: &PartitionKeys) -> Result<Option<Entry>, RedisError> {
+        let group = &self.shared.keys.group;
         let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&keys.stream)
-            .arg(&keys.group)
+            .arg(&part.stream)
+            .arg(group)
             .arg(&self.consumer)
             .arg(millis_ceil(self.shared.idle_timeout))
             .arg("0-0")
@@ -105,8 +126,8 @@ impl<D: DedupStore> Consumer<D> {
             return Ok(None);
         };
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&keys.stream)
-            .arg(&keys.group)
+            .arg(&part.stream)
+            .arg(group)
             .arg(&entry.id)
             .arg(&entry.id)
             .arg(1)
@@ -120,31 +141,55 @@ impl<D: DedupStore> Consumer<D> {
         tracing::warn!(
             consumer = %self.consumer,
             entry = %entry.id,
+            partition = part.index,
             earlier_deliveries = earlier,
             "reclaimed an entry from a lost worker"
         );
-        Ok(Some(Entry::parse(entry, earlier)))
+        Ok(Some(Entry::parse(part.index, entry, earlier)))
     }
 
+    /// The next new entry: one partition blocks; several are read without blocking in turn,
+    /// then the home partition blocks.
     async fn read(&mut self) -> Result<Option<Entry>, RedisError> {
-        let keys = &self.shared.keys;
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let shared = Arc::clone(&self.shared);
+        let count = shared.keys.partitions.len();
+        if count > 1 {
+            for step in 0..count {
+                let index = (self.next + step) % count;
+                if let Some(entry) = self.read_from(shared.keys.partition(index), false).await? {
+                    self.next = (index + 1) % count;
+                    return Ok(Some(entry));
+                }
+            }
+        }
+        self.read_from(shared.keys.partition(self.home), true).await
+    }
+
+    async fn read_from(
+        &mut self,
+        part: &PartitionKeys,
+        block: bool,
+    ) -> Result<Option<Entry>, RedisError> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
             .arg("GROUP")
-            .arg(&keys.group)
+            .arg(&self.shared.keys.group)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(millis_ceil(self.shared.block))
+            .arg(1);
+        if block {
+            command.arg("BLOCK").arg(millis_ceil(self.shared.block));
+        }
+        let reply: Option<StreamReadReply> = command
             .arg("STREAMS")
-            .arg(&keys.stream)
+            .arg(&part.stream)
             .arg(">")
             .query_async(&mut self.connection)
             .await?;
         Ok(reply
             .and_then(|reply| reply.keys.into_iter().next())
             .and_then(|key| key.ids.into_iter().next())
-            .map(|entry| Entry::parse(&entry, 0)))
+            .map(|entry| Entry::parse(part.index, &entry, 0)))
     }
 
     async fn process<H>(&mut self, handler: H, entry: Entry)
@@ -154,11 +199,12 @@ impl<D: DedupStore> Consumer<D> {
         H::Future: Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
+        let part = shared.keys.partition(entry.partition);
         let delivery = match &entry.delivery {
             Ok(delivery) => delivery.clone(),
             Err(error) => {
                 let error = error.clone();
-                let record = shared.keys.record(entry.key.as_ref());
+                let record = part.record(entry.key.as_ref());
                 return self
                     .dead_letter(&entry, &record, None, entry.earlier, error)
                     .await;
@@ -167,7 +213,7 @@ impl<D: DedupStore> Consumer<D> {
         let key = entry
             .key
             .unwrap_or_else(|| EventKey::from_event_id(delivery.event.event_id()));
-        let record = shared.keys.record(Some(&key));
+        let record = part.record(Some(&key));
 
         // 1. Still ours (touched now), and the record: the claim token, the attempts started.
         let picked_at = Instant::now();
@@ -192,7 +238,7 @@ impl<D: DedupStore> Consumer<D> {
             Ownership::Done => {
                 tracing::debug!(event_id = %entry.event_id, "queued event already done: acknowledged");
                 shared.counters.add(Counter::Duplicates);
-                let _ = self.ack(&entry.id, &record).await;
+                let _ = self.ack(&entry, &record).await;
                 return;
             }
             Ownership::Elsewhere => {
@@ -237,6 +283,7 @@ impl<D: DedupStore> Consumer<D> {
             shared: Arc::clone(&shared),
             store: Arc::clone(&self.store),
             consumer: self.consumer.clone(),
+            stream: part.stream.clone(),
             id: entry.id.clone(),
             record: record.clone(),
             key,
@@ -290,7 +337,7 @@ impl<D: DedupStore> Consumer<D> {
                 if let Some(token) = &token {
                     self.settle(&key, &record, &entry, token).await;
                 }
-                match self.ack(&entry.id, &record).await {
+                match self.ack(&entry, &record).await {
                     Ok(()) => shared.counters.add(Counter::Succeeded),
                     Err(error) => {
                         // Handled and done in the store: a reclaim finds it done.
@@ -316,9 +363,8 @@ impl<D: DedupStore> Consumer<D> {
     /// Touches the entry and reads (or makes) its record. `None`: not ours any more.
     async fn pickup(&mut self, entry: &Entry, record: &str) -> Result<Option<Pickup>, RedisError> {
         let keys = &self.shared.keys;
-        let reply: Option<(i64, String, u32, String)> = PICKUP
-            .key(&keys.stream)
-            .key(record)
+        let stream = &keys.partition(entry.partition).stream;
+        let reply: Option<(i64, String, u32, String)> = call(&PICKUP, &[stream, record])
             .arg(&keys.group)
             .arg(&self.consumer)
             .arg(&entry.id)
@@ -367,8 +413,7 @@ impl<D: DedupStore> Consumer<D> {
             Ok(Claim::Fresh(token)) => {
                 // The entry's token from now on, so a worker reclaiming it after a crash finds
                 // the claim its own instead of waiting for the lease to run out.
-                let recorded: Result<i64, RedisError> = SET_TOKEN
-                    .key(record)
+                let recorded: Result<i64, RedisError> = call(&SET_TOKEN, &[record])
                     .arg(&entry.id)
                     .arg(token_text(&token))
                     .invoke_async(&mut self.connection)
@@ -393,8 +438,7 @@ impl<D: DedupStore> Consumer<D> {
         record: &str,
         entry: &Entry,
     ) -> Result<Option<u32>, RedisError> {
-        let started: i64 = ATTEMPT
-            .key(record)
+        let started: i64 = call(&ATTEMPT, &[record])
             .arg(&entry.id)
             .arg(millis_ceil(entry.ttl).max(1))
             .invoke_async(&mut self.connection)
@@ -405,8 +449,7 @@ impl<D: DedupStore> Consumer<D> {
     /// Keeps a failed attempt's error in the record (best effort: only a later worker's dead
     /// letter reads it).
     async fn note_failure(&mut self, record: &str, entry: &Entry, error: &str) {
-        let noted: Result<i64, RedisError> = NOTE_FAILURE
-            .key(record)
+        let noted: Result<i64, RedisError> = call(&NOTE_FAILURE, &[record])
             .arg(&entry.id)
             .arg(error)
             .invoke_async(&mut self.connection)
@@ -427,8 +470,7 @@ impl<D: DedupStore> Consumer<D> {
                 return;
             }
         }
-        let recorded: Result<String, RedisError> = RECORD_TOKEN
-            .key(record)
+        let recorded: Result<String, RedisError> = call(&RECORD_TOKEN, &[record])
             .arg(&entry.id)
             .invoke_async(&mut self.connection)
             .await;
@@ -449,10 +491,11 @@ impl<D: DedupStore> Consumer<D> {
         }
     }
 
-    async fn ack(&mut self, id: &str, record: &str) -> Result<(), RedisError> {
+    async fn ack(&mut self, entry: &Entry, record: &str) -> Result<(), RedisError> {
         let keys = &self.shared.keys;
-        ACK.key(&keys.stream)
-            .key(record)
+        let stream = &keys.partition(entry.partition).stream;
+        let id = &entry.id;
+        call(&ACK, &[stream, record])
             .arg(&keys.group)
             .arg(id)
             .invoke_async::<i64>(&mut self.connection)
@@ -476,26 +519,25 @@ impl<D: DedupStore> Consumer<D> {
             ),
             Err(_) => (String::new(), Bytes::new()),
         };
-        let moved: Result<String, RedisError> = DEAD_LETTER
-            .key(&keys.stream)
-            .key(&keys.dead)
-            .key(record)
-            .arg(&keys.group)
-            .arg(&entry.id)
-            .arg("event_id")
-            .arg(&entry.event_id)
-            .arg("event_type")
-            .arg(event_type)
-            .arg("error")
-            .arg(&error)
-            .arg("attempts")
-            .arg(attempts)
-            .arg("source_entry")
-            .arg(&entry.id)
-            .arg("body")
-            .arg(body.as_ref())
-            .invoke_async(&mut self.connection)
-            .await;
+        let part = keys.partition(entry.partition);
+        let moved: Result<String, RedisError> =
+            call(&DEAD_LETTER, &[&part.stream, &part.dead, record])
+                .arg(&keys.group)
+                .arg(&entry.id)
+                .arg("event_id")
+                .arg(&entry.event_id)
+                .arg("event_type")
+                .arg(event_type)
+                .arg("error")
+                .arg(&error)
+                .arg("attempts")
+                .arg(attempts)
+                .arg("source_entry")
+                .arg(&entry.id)
+                .arg("body")
+                .arg(body.as_ref())
+                .invoke_async(&mut self.connection)
+                .await;
         match moved {
             Ok(dead_id) => {
                 tracing::error!(

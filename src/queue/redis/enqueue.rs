@@ -10,7 +10,7 @@ use http::{Request, StatusCode};
 use tower_service::Service;
 
 use super::entry::UNCLAIMED_TTL;
-use super::scripts::ENQUEUE;
+use super::scripts::{call, ENQUEUE};
 use super::RedisQueue;
 use crate::claim::ClaimHandle;
 use crate::dedup::redis::token_text;
@@ -46,12 +46,13 @@ impl RedisQueue {
             .map(|value| value.as_bytes().to_vec())
             .unwrap_or_default();
         let mut connection = self.connection.clone();
+        let part = self.keys.partition_of(&key);
+        let record = part.record(Some(&key));
+        let count = self.keys.partitions.len() as u64;
         let added = tokio::time::timeout(
             self.timeout,
-            ENQUEUE
-                .key(&self.keys.stream)
-                .key(self.keys.record(Some(&key)))
-                .arg(self.max_len)
+            call(&ENQUEUE, &[&part.stream, &record])
+                .arg(self.max_len.div_ceil(count))
                 .arg(&token)
                 .arg(ttl.max(1))
                 .arg("event_id")
@@ -82,7 +83,7 @@ impl RedisQueue {
                 }
                 self.counters.add(Counter::Accepted);
                 if created == 1 {
-                    tracing::debug!(event_id = event.event_id(), entry = %id, "queued in Redis");
+                    tracing::debug!(event_id = event.event_id(), entry = %id, partition = part.index, "queued in Redis");
                 } else {
                     tracing::debug!(
                         event_id = event.event_id(),

@@ -17,6 +17,8 @@ pub(super) const UNCLAIMED_TTL: Duration = Duration::from_secs(86_400);
 
 /// A stream entry, parsed.
 pub(super) struct Entry {
+    /// The partition whose stream it was read from: its record and dead letter are there.
+    pub(super) partition: usize,
     pub(super) id: String,
     pub(super) event_id: String,
     pub(super) key: Option<EventKey>,
@@ -29,7 +31,7 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub(super) fn parse(entry: &StreamId, earlier: u32) -> Self {
+    pub(super) fn parse(partition: usize, entry: &StreamId, earlier: u32) -> Self {
         let event_id: String = entry.get("event_id").unwrap_or_default();
         let key = entry
             .get::<String>("key")
@@ -63,6 +65,7 @@ impl Entry {
                     .and_then(|value| HeaderValue::from_bytes(&value).ok()),
             });
         Self {
+            partition,
             id: entry.id.clone(),
             event_id,
             key,
@@ -87,6 +90,7 @@ pub(super) fn parse_token(hex: &str) -> Option<ClaimToken> {
 #[non_exhaustive]
 pub struct RedisDeadLetter {
     id: String,
+    stream: String,
     event_id: String,
     error: String,
     attempts: u32,
@@ -94,9 +98,10 @@ pub struct RedisDeadLetter {
 }
 
 impl RedisDeadLetter {
-    pub(super) fn from_entry(entry: &StreamId) -> Self {
+    pub(super) fn from_entry(entry: &StreamId, stream: &str) -> Self {
         Self {
             id: entry.id.clone(),
+            stream: stream.to_owned(),
             event_id: entry.get("event_id").unwrap_or_default(),
             error: entry.get("error").unwrap_or_default(),
             attempts: entry.get("attempts").unwrap_or_default(),
@@ -110,6 +115,11 @@ impl RedisDeadLetter {
     /// The entry id in the dead-letter stream.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The dead-letter stream it is in (its partition's).
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// The event's `event_id`.

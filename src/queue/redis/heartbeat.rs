@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::RedisError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::entry::parse_token;
-use super::scripts::TOUCH;
+use super::scripts::{call, TOUCH};
 use super::workers::WorkerShared;
+use crate::dedup::redis::Connection;
 use crate::dedup::{ClaimToken, DedupStore, EventKey};
 
 /// What the heartbeat knows: the claim token the entry's runs settle with (a delivery enqueued
@@ -32,10 +32,12 @@ pub(super) fn ownership_window(idle_timeout: Duration) -> Duration {
 /// One entry's heartbeat; [`run`](Self::run) until the entry or its claim is lost (the task is
 /// aborted when the handling ends).
 pub(super) struct Heartbeat<D> {
-    pub(super) connection: ConnectionManager,
+    pub(super) connection: Connection,
     pub(super) shared: Arc<WorkerShared>,
     pub(super) store: Arc<D>,
     pub(super) consumer: String,
+    /// The stream of the entry's partition.
+    pub(super) stream: String,
     pub(super) id: String,
     pub(super) record: String,
     pub(super) key: EventKey,
@@ -71,9 +73,7 @@ impl<D: DedupStore> Heartbeat<D> {
             let sent = Instant::now();
             let touched = tokio::time::timeout_at(
                 self.entry_until,
-                TOUCH
-                    .key(&self.shared.keys.stream)
-                    .key(&self.record)
+                call(&TOUCH, &[&self.stream, &self.record])
                     .arg(&self.shared.keys.group)
                     .arg(&self.consumer)
                     .arg(&self.id)

@@ -8,15 +8,19 @@ use redis::aio::ConnectionManager;
 use redis::RedisError;
 
 use super::{Counters, QueueMetrics, DEFAULT_QUEUE_RETRY_AFTER};
-use crate::dedup::redis::{require_redis_7, store_error};
-use crate::dedup::{DedupStore, EventKey, StoreError};
+use crate::dedup::redis::{require_redis_7, store_error, Connection, Connector};
+use crate::dedup::{DedupStore, StoreError};
+use crate::{RedisConfig, RedisTopology};
 
 mod consumer;
 mod enqueue;
 mod entry;
 mod heartbeat;
+mod keys;
 mod scripts;
 mod workers;
+
+use keys::Keys;
 
 pub use enqueue::RedisEnqueue;
 pub use entry::RedisDeadLetter;
@@ -40,22 +44,37 @@ pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Queue mode on Redis Streams (feature `redis`): the web replicas `XADD` each verified delivery
-/// before answering 200; workers in any process share the stream through a consumer group.
+/// before answering 200; workers in any process share the stream through a consumer group. On
+/// one Redis or a Redis Cluster (recognised at connect: see [`RedisConfig`]), optionally
+/// spread over several streams ([`partitions`](Self::partitions)).
 ///
 /// | step | Redis |
 /// |---|---|
 /// | enqueue | a script: the event's entry still pending → no second entry, the record takes the delivery's claim over; else `XLEN` < max → `XADD` and the record (else 503 + `Retry-After`, claim released) |
-/// | consume | `XREADGROUP GROUP g consumer COUNT 1 BLOCK … STREAMS s >` |
+/// | consume | `XREADGROUP GROUP g consumer COUNT 1 BLOCK … STREAMS s >`; with partitions, a pass without `BLOCK` over every partition's stream, then one blocking read on the worker's home partition (worker index mod n) |
 /// | pick up | touch the entry, read its record; run only while the record's claim token is ours ([`renew`](crate::DedupStore::renew)) or the claim is fresh again |
 /// | heartbeat | while handling, `XCLAIM … JUSTID` (only if still ours) resets the idle time, and the claim's lease is renewed; losing either stops the handler |
-/// | reclaim | `XAUTOCLAIM s g consumer idle_timeout 0-0`: a crashed worker's entries |
+/// | reclaim | `XAUTOCLAIM s g consumer idle_timeout 0-0` on each partition's stream: a crashed worker's entries |
 /// | success | complete the dedup claim, then `XACK` + `XDEL` |
 /// | give up | after `max_attempts`: `XADD` to the dead-letter stream with the last error, `XACK` + `XDEL`, complete the claim |
 ///
 /// Keys: `<prefix>stream`, `<prefix>dead` and one record per queued event,
 /// `<prefix>entry:<32 hex digits>` (a hash: its entry id, claim token and started attempts;
 /// deleted with the entry, expiring after the claim's TTL otherwise). Default prefix
-/// `{vobiz:queue}:`; keep a `{hash tag}` in it on Redis Cluster so every key shares a slot.
+/// `{vobiz:queue}:`; its `{hash tag}` keeps every key of the queue in one slot, so each script
+/// runs on one cluster node (a prefix without a tag gets one on a cluster).
+///
+/// **Partitions.** With [`partitions(n)`](Self::partitions) each partition `i` has its own
+/// stream, dead-letter stream and records under its own hash tag (partition 0 keeps the
+/// unpartitioned keys above; partition `i > 0` puts `:i` and, if needed, a short suffix inside
+/// the tag, chosen so that on a cluster whose masters own equal slot ranges the partitions land
+/// on different masters). An event goes to the partition of its [`EventKey`](crate::EventKey),
+/// so its second delivery finds its first entry. Every web and worker process must use the
+/// same `n`. Raising `n` from 1 is safe (partition 0 is the old stream, still read); changing
+/// `n` otherwise moves events to other partitions and names new streams for `i > 0`, so drain
+/// the queue first (stop the web side, let the workers empty it). A worker reads every
+/// partition; for the lowest latency when idle give each process at least `n` workers (an
+/// entry in a partition no worker blocks on waits at most the block time, 1 s).
 /// Acknowledged entries are deleted, so `XLEN` is the number of unfinished entries and the bound
 /// ([`max_len`](Self::max_len)) never drops one silently: a full stream refuses new deliveries.
 ///
@@ -91,8 +110,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// ```
 #[derive(Clone)]
 pub struct RedisQueue {
-    client: redis::Client,
-    connection: ConnectionManager,
+    connector: Connector,
+    connection: Connection,
     keys: Arc<Keys>,
     max_len: u64,
     retry_after: Duration,
@@ -100,48 +119,34 @@ pub struct RedisQueue {
     counters: Arc<Counters>,
 }
 
-#[derive(Debug)]
-struct Keys {
-    stream: String,
-    dead: String,
-    /// `<prefix>entry:`, followed by an event's 32 hex digits: its record.
-    record: String,
-    group: String,
-}
-
-impl Keys {
-    fn new(prefix: &str, group: &str) -> Self {
-        Self {
-            stream: format!("{prefix}stream"),
-            dead: format!("{prefix}dead"),
-            record: format!("{prefix}entry:"),
-            group: group.to_owned(),
-        }
-    }
-
-    /// The record of the event `key`: which entry carries it, its claim token, its attempts.
-    fn record(&self, key: Option<&EventKey>) -> String {
-        match key {
-            Some(key) => format!("{}{key}", self.record),
-            // An entry without a key (not written by this crate): a record no entry has.
-            None => format!("{}-", self.record),
-        }
-    }
-}
-
 impl RedisQueue {
-    /// Connects to the Redis at `url`.
+    /// Connects to the Redis at `url`: one node, any node of a Redis Cluster (recognised), or
+    /// several comma-separated seed URLs of a cluster; the same as [`connect`](Self::connect)
+    /// with [`RedisConfig::new`]`(url)`.
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] when the URL is invalid or the first connection fails.
+    /// A [`StoreError`] when the URL is invalid or the first connection fails, or when the
+    /// server is older than Redis 7.0 or a Sentinel (the error says which).
     pub async fn new(url: &str) -> Result<RedisQueue, StoreError> {
-        let client = redis::Client::open(url).map_err(store_error)?;
-        Self::from_client(client).await
+        Self::connect(&RedisConfig::new(url)).await
     }
 
-    /// A queue over `client` (TLS, auth and database as the client says). Workers open a
-    /// connection of their own each (their reads block).
+    /// Connects as `config` says (URLs, topology, timeouts). Workers open connections of their
+    /// own the same way, with a response timeout longer than their blocking reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), and an error naming the node when the topology found is not the
+    /// one asked for.
+    pub async fn connect(config: &RedisConfig) -> Result<RedisQueue, StoreError> {
+        let connector = Connector::connect(config).await?;
+        let connection = connector.open(None).await?;
+        Ok(Self::with(connector, connection))
+    }
+
+    /// A queue over `client`, one Redis node (TLS, auth and database as the client says).
+    /// Workers open a connection of their own each (their reads block).
     ///
     /// # Errors
     ///
@@ -152,34 +157,67 @@ impl RedisQueue {
             .await
             .map_err(store_error)?;
         require_redis_7(&mut connection).await?;
-        Ok(RedisQueue {
-            client,
+        Ok(Self::with(
+            Connector::single(client),
+            Connection::Single(connection),
+        ))
+    }
+
+    fn with(connector: Connector, connection: Connection) -> RedisQueue {
+        let cluster = connection.topology() == RedisTopology::Cluster;
+        RedisQueue {
+            connector,
             connection,
-            keys: Arc::new(Keys::new(DEFAULT_PREFIX, DEFAULT_GROUP)),
+            keys: Arc::new(Keys::new(DEFAULT_PREFIX, DEFAULT_GROUP, 1, cluster)),
             max_len: DEFAULT_MAX_LEN,
             retry_after: DEFAULT_QUEUE_RETRY_AFTER,
             timeout: DEFAULT_ENQUEUE_TIMEOUT,
             counters: Arc::new(Counters::default()),
-        })
+        }
     }
 
-    /// Puts the streams under `prefix` (`<prefix>stream`, `<prefix>dead`).
+    /// Puts the keys under `prefix` (`<prefix>stream`, `<prefix>dead`, `<prefix>entry:…`).
+    /// Keep a `{hash tag}` in it (the default has one): on a Redis Cluster a prefix without
+    /// one gets one, made of the prefix.
     #[must_use]
     pub fn prefix(mut self, prefix: impl AsRef<str>) -> RedisQueue {
-        self.keys = Arc::new(Keys::new(prefix.as_ref(), &self.keys.group));
+        self.keys = Arc::new(self.keys.with(Some(prefix.as_ref()), None, None));
         self
     }
 
     /// The consumer group the workers share (default [`DEFAULT_GROUP`]).
     #[must_use]
     pub fn group(mut self, group: impl AsRef<str>) -> RedisQueue {
-        let prefix = self.keys.stream.trim_end_matches("stream").to_owned();
-        self.keys = Arc::new(Keys::new(&prefix, group.as_ref()));
+        self.keys = Arc::new(self.keys.with(None, Some(group.as_ref()), None));
         self
     }
 
-    /// The most unfinished entries the stream holds (default [`DEFAULT_MAX_LEN`], 100 000). At
-    /// the bound a delivery is answered 503 + `Retry-After` and its claim released; nothing is
+    /// Spreads the queue over `n` streams (default 1, at most 1024), each with its own hash
+    /// tag, so a Redis Cluster places them on different masters. An event goes to the
+    /// partition of its [`EventKey`](crate::EventKey); workers read every partition, reclaim
+    /// and dead-letter per partition. Partition 0 is the unpartitioned layout, so a queue
+    /// raised from 1 to `n` partitions still reads the entries it had. Every process (web and
+    /// workers) must use the same `n`: see the [queue docs](crate::queue) for changing it.
+    #[must_use]
+    pub fn partitions(mut self, n: usize) -> RedisQueue {
+        self.keys = Arc::new(self.keys.with(None, None, Some(n)));
+        self
+    }
+
+    /// The number of partitions (streams).
+    pub fn partition_count(&self) -> usize {
+        self.keys.partitions.len()
+    }
+
+    /// The topology the queue talks to: [`RedisTopology::Standalone`] or
+    /// [`RedisTopology::Cluster`].
+    pub fn topology(&self) -> RedisTopology {
+        self.connection.topology()
+    }
+
+    /// The most unfinished entries the queue holds (default [`DEFAULT_MAX_LEN`], 100 000),
+    /// shared evenly by the partitions (each holds at most `max_len / n`, rounded up). At the
+    /// bound a delivery is answered 503 + `Retry-After` and its claim released; nothing is
     /// trimmed.
     #[must_use]
     pub fn max_len(mut self, max_len: u64) -> RedisQueue {
@@ -203,14 +241,19 @@ impl RedisQueue {
         self
     }
 
-    /// The Redis key of the stream.
+    /// The Redis key of the stream (of partition 0 when there are several).
     pub fn stream_key(&self) -> &str {
-        &self.keys.stream
+        &self.keys.partition(0).stream
     }
 
-    /// The Redis key of the dead-letter stream.
+    /// The Redis key of the dead-letter stream (of partition 0 when there are several).
     pub fn dead_letter_key(&self) -> &str {
-        &self.keys.dead
+        &self.keys.partition(0).dead
+    }
+
+    /// The Redis keys of every partition's stream, partition 0 first.
+    pub fn stream_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.partitions.iter().map(|part| part.stream.as_str())
     }
 
     /// The enqueue side's counters (accepted, rejected) in this process.
@@ -218,18 +261,23 @@ impl RedisQueue {
         self.counters.snapshot()
     }
 
-    /// Unfinished entries (`XLEN` of the stream): waiting or being handled.
+    /// Unfinished entries (`XLEN` of every partition's stream): waiting or being handled.
     ///
     /// # Errors
     ///
     /// Redis' error.
     pub async fn len(&self) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
-        redis::cmd("XLEN")
-            .arg(&self.keys.stream)
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)
+        let mut total = 0u64;
+        for part in &self.keys.partitions {
+            let len: u64 = redis::cmd("XLEN")
+                .arg(&part.stream)
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            total += len;
+        }
+        Ok(total)
     }
 
     /// Whether no entry is unfinished.
@@ -241,24 +289,37 @@ impl RedisQueue {
         Ok(self.len().await? == 0)
     }
 
-    /// Up to `count` dead letters, oldest first. They stay in the stream until you delete them
-    /// (`XDEL <prefix>dead <id>`, or [`delete_dead_letter`](Self::delete_dead_letter)).
+    /// Up to `count` dead letters, oldest first (by entry id, across partitions). They stay in
+    /// their partition's dead-letter stream until you delete them
+    /// ([`delete_dead_letter`](Self::delete_dead_letter), or
+    /// `XDEL <`[`stream`](RedisDeadLetter::stream)`> <`[`id`](RedisDeadLetter::id)`>`).
     ///
     /// # Errors
     ///
     /// Redis' error.
     pub async fn dead_letters(&self, count: usize) -> Result<Vec<RedisDeadLetter>, StoreError> {
         let mut connection = self.connection.clone();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&self.keys.dead)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
-        Ok(reply.ids.iter().map(RedisDeadLetter::from_entry).collect())
+        let mut letters = Vec::new();
+        for part in &self.keys.partitions {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&part.dead)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            letters.extend(
+                reply
+                    .ids
+                    .iter()
+                    .map(|entry| RedisDeadLetter::from_entry(entry, &part.dead)),
+            );
+        }
+        letters.sort_by_key(|letter| entry_order(letter.id()));
+        letters.truncate(count);
+        Ok(letters)
     }
 
     /// Deletes one dead letter (after replaying or inspecting it). `Ok(false)` when it was gone.
@@ -266,11 +327,11 @@ impl RedisQueue {
     /// # Errors
     ///
     /// Redis' error.
-    pub async fn delete_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_dead_letter(&self, letter: &RedisDeadLetter) -> Result<bool, StoreError> {
         let mut connection = self.connection.clone();
         let deleted: u64 = redis::cmd("XDEL")
-            .arg(&self.keys.dead)
-            .arg(id)
+            .arg(letter.stream())
+            .arg(letter.id())
             .query_async(&mut connection)
             .await
             .map_err(store_error)?;
@@ -288,27 +349,40 @@ impl RedisQueue {
 impl fmt::Debug for RedisQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisQueue")
-            .field("stream", &self.keys.stream)
-            .field("dead", &self.keys.dead)
+            .field("topology", &self.topology())
+            .field("stream", &self.stream_key())
+            .field("partitions", &self.partition_count())
             .field("group", &self.keys.group)
             .field("max_len", &self.max_len)
             .finish_non_exhaustive()
     }
 }
 
-/// Creates the consumer group, and the stream if missing, reading from its first entry; a group
-/// that exists already is fine.
-async fn create_group(connection: &mut ConnectionManager, keys: &Keys) -> Result<(), RedisError> {
-    let created: Result<(), RedisError> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&keys.stream)
-        .arg(&keys.group)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(connection)
-        .await;
-    match created {
-        Err(error) if error.code() != Some("BUSYGROUP") => Err(error),
-        _ => Ok(()),
+/// A stream entry id (`<ms>-<seq>`) as a sortable pair; anything else sorts last.
+fn entry_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (
+        ms.parse().unwrap_or(u64::MAX),
+        seq.parse().unwrap_or(u64::MAX),
+    )
+}
+
+/// Creates the consumer group of every partition, and its stream if missing, reading from its
+/// first entry; a group that exists already is fine.
+async fn create_groups(connection: &mut Connection, keys: &Keys) -> Result<(), RedisError> {
+    for part in &keys.partitions {
+        let created: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&part.stream)
+            .arg(&keys.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(connection)
+            .await;
+        match created {
+            Err(error) if error.code() != Some("BUSYGROUP") => return Err(error),
+            _ => {}
+        }
     }
+    Ok(())
 }

@@ -8,7 +8,17 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
+
+/// A call of `script` on `keys`, which are the keys of one partition (see `keys.rs`, whose
+/// tests check that they share a hash slot on a cluster).
+pub(super) fn call<'a>(script: &'a Script, keys: &[&str]) -> ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(*key);
+    }
+    invocation
+}
 
 /// `XADD` once per event: while the event's recorded entry is still in the stream, no second
 /// entry is added; the record takes the new claim token over (the claim now belongs to that

@@ -8,13 +8,12 @@ use std::time::Duration;
 use axum_core::body::Body;
 use axum_core::response::Response;
 use http::Request;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_service::Service;
 
 use super::consumer::Consumer;
-use super::{create_group, Keys, RedisQueue, DEFAULT_IDLE_TIMEOUT};
+use super::{create_groups, Keys, RedisQueue, DEFAULT_IDLE_TIMEOUT};
 use crate::dedup::redis::store_error;
 use crate::dedup::{DedupStore, StoreError};
 use crate::queue::{
@@ -158,7 +157,7 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
         H::Future: Send + 'static,
     {
         let mut connection = self.queue.connection.clone();
-        create_group(&mut connection, &self.queue.keys)
+        create_groups(&mut connection, &self.queue.keys)
             .await
             .map_err(store_error)?;
         let lease = self.lease.unwrap_or_else(|| {
@@ -179,22 +178,26 @@ impl<D: DedupStore> RedisWorkersBuilder<D> {
             left_pending: AtomicU64::new(0),
         });
         let mut tasks = Vec::with_capacity(self.workers);
+        let partitions = shared.keys.partitions.len();
         for index in 0..self.workers {
-            let config = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(self.block + Duration::from_secs(5)));
-            let connection = ConnectionManager::new_with_config(self.queue.client.clone(), config)
-                .await
-                .map_err(store_error)?;
+            let connection = self
+                .queue
+                .connector
+                .open(Some(self.block + Duration::from_secs(5)))
+                .await?;
             let worker = Consumer {
                 shared: Arc::clone(&shared),
                 store: Arc::clone(&self.store),
                 connection,
                 consumer: format!("{}-{index}", self.consumer),
+                home: index % partitions,
+                next: index % partitions,
             };
             tasks.push(tokio::spawn(worker.run(handler.clone())));
         }
         tracing::info!(
-            stream = %shared.keys.stream,
+            stream = %shared.keys.partition(0).stream,
+            partitions,
             group = %shared.keys.group,
             consumer = %self.consumer,
             workers = self.workers,
@@ -216,7 +219,7 @@ pub struct RedisWorkers {
 impl fmt::Debug for RedisWorkers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisWorkers")
-            .field("stream", &self.shared.keys.stream)
+            .field("stream", &self.shared.keys.partition(0).stream)
             .field("metrics", &self.metrics())
             .finish_non_exhaustive()
     }

@@ -1,20 +1,36 @@
-//! [`RedisStore`]: one memory for every replica, in Redis (or Valkey, or Redis Cluster).
+//! [`RedisStore`]: one memory for every replica, in Redis (or Valkey): a single node or a Redis
+//! Cluster, recognised at connect ([`RedisConfig`]).
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, RedisError};
 
 use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, StoreErrorKind};
 
+pub(crate) mod connection;
+
+#[cfg(feature = "queue")]
+pub(crate) use connection::require_redis_7;
+#[cfg(all(test, feature = "queue"))]
+pub(crate) use connection::same_slot;
+pub(crate) use connection::{Connection, Connector};
+pub use connection::{RedisConfig, RedisTopology};
+
 /// A store in Redis, shared by every replica of the service. Feature `redis`; needs Redis 7 or
 /// later (or Valkey), for `SET … NX GET`.
 ///
-/// One key per id, `prefix` + 32 hex digits of the [`EventKey`], so Redis Cluster and Valkey work
-/// unchanged:
+/// **Topologies**: a single node, or a Redis Cluster given by any one node's URL (recognised
+/// with `INFO` at connect) or by several comma-separated seed URLs; [`RedisConfig`] for the
+/// rest. A Sentinel-managed primary is not supported (see [`RedisConfig`]).
+///
+/// One key per id, `prefix` + 32 hex digits of the [`EventKey`], and every command and script
+/// touches that one key, so on a cluster each id lives on the master that owns its slot and
+/// the ids spread over every master:
 ///
 /// | call | Redis |
 /// |---|---|
@@ -25,15 +41,19 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 ///
 /// Tokens are 128 random bits, so replicas never mistake each other's claims. The scripts are sent
 /// with `EVAL`, so each settlement is one command even after a Redis restart emptied the script
-/// cache. The [`ConnectionManager`] reconnects on its own after Redis
-/// restarts or the connection drops; meanwhile calls fail with
-/// [`StoreErrorKind::Unavailable`] or [`StoreErrorKind::Timeout`] (the layer answers 503).
+/// cache. The connection reconnects on its own after Redis restarts or the connection drops
+/// (on a cluster it follows `MOVED` and refreshes the slot map after a failover); meanwhile
+/// calls fail with [`StoreErrorKind::Unavailable`] or [`StoreErrorKind::Timeout`] (the layer
+/// answers 503). Replication is asynchronous: a claim acknowledged by a master that dies before
+/// its replica got it is forgotten by the promoted replica (see RELIABILITY.md for the
+/// measured figure).
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use vobiz_webhooks::{Claim, DedupStore, EventKey, RedisStore};
 ///
 /// # async fn run() -> Result<(), vobiz_webhooks::StoreError> {
+/// // One node, or any node of a cluster, or "redis://a:7000,redis://b:7000".
 /// let store = RedisStore::new("redis://127.0.0.1:6379").await?.prefix("myapp:vobiz:");
 /// let key = EventKey::from_event_id("f4c1a0d2-3b6e-4a9c-8e2f-0a1b2c3d4e5f");
 /// if let Claim::Fresh(token) = store.claim(&key, Duration::from_secs(60)).await? {
@@ -44,7 +64,7 @@ use super::{millis_ceil, Claim, ClaimToken, DedupStore, EventKey, StoreError, St
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: Arc<str>,
 }
 
@@ -73,31 +93,35 @@ return 0";
 
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`
-    /// where the `redis` crate's TLS features are on).
+    /// where the `redis` crate's TLS features are on): one node, any node of a Redis Cluster
+    /// (recognised), or several comma-separated seed URLs of a cluster. The same as
+    /// [`connect`](Self::connect) with [`RedisConfig::new`]`(url)`.
     ///
     /// The connection is tuned to fail fast, since a webhook sender retries anyway: 1 s to
     /// connect, 1 s per answer, and while Redis is away each call makes at most two quick
-    /// reconnection attempts (about 50 ms, then 100 ms apart) before it fails. Use
-    /// [`from_manager`](Self::from_manager) for other settings.
+    /// reconnection attempts (about 50 ms, then 100 ms apart) before it fails.
     ///
     /// # Errors
     ///
     /// A [`StoreError`] when the URL is invalid or the first connection fails, and one of kind
-    /// [`Protocol`](crate::StoreErrorKind::Protocol) naming the server's version when it is
-    /// older than Redis 7.0: every claim would fail there.
+    /// [`Protocol`](crate::StoreErrorKind::Protocol) naming the problem when the server is older
+    /// than Redis 7.0 (every claim would fail there) or is a Sentinel.
     pub async fn new(url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(store_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let mut connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(store_error)?;
-        require_redis_7(&mut connection).await?;
-        Ok(Self::from_manager(connection))
+        Self::connect(&RedisConfig::new(url)).await
+    }
+
+    /// Connects as `config` says: its URLs, topology, timeouts and retries.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), and a [`Protocol`](crate::StoreErrorKind::Protocol) error naming
+    /// the node when the topology found is not the one asked for (a cluster node under
+    /// [`RedisTopology::Standalone`], a standalone one among several URLs or under
+    /// [`RedisTopology::Cluster`]).
+    pub async fn connect(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let connector = Connector::connect(config).await?;
+        let connection = connector.open(None).await?;
+        Ok(Self::with_connection(connection))
     }
 
     /// A store over a connection manager you configured (timeouts, retries, TLS, auth).
@@ -106,10 +130,27 @@ impl RedisStore {
     /// Redis ≥ 7.0 (or Valkey), whose `SET … NX GET` the claim is.
     #[must_use]
     pub fn from_manager(connection: ConnectionManager) -> RedisStore {
+        Self::with_connection(Connection::Single(connection))
+    }
+
+    /// A store over a Redis Cluster connection you configured
+    /// (`redis::cluster::ClusterClient`), without the version check of [`new`](Self::new).
+    #[must_use]
+    pub fn from_cluster(connection: ClusterConnection) -> RedisStore {
+        Self::with_connection(Connection::Cluster(connection))
+    }
+
+    fn with_connection(connection: Connection) -> RedisStore {
         RedisStore {
             connection,
             prefix: Arc::from(super::DEFAULT_PREFIX),
         }
+    }
+
+    /// The topology this store talks to: [`RedisTopology::Standalone`] or
+    /// [`RedisTopology::Cluster`].
+    pub fn topology(&self) -> RedisTopology {
+        self.connection.topology()
     }
 
     /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX).
@@ -128,49 +169,9 @@ impl RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("topology", &self.topology())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
-    }
-}
-
-/// The oldest Redis the crate works with: 7.0 brought `SET … NX GET` (the claim) and the
-/// `XAUTOCLAIM` reply the queue reads.
-const MINIMUM_VERSION: (u32, u32) = (7, 0);
-
-/// Asks the server its version and refuses one older than [`MINIMUM_VERSION`], so an old Redis
-/// is named at start instead of failing every delivery with 503.
-pub(crate) async fn require_redis_7(
-    connection: &mut impl redis::aio::ConnectionLike,
-) -> Result<(), StoreError> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(connection)
-        .await
-        .map_err(store_error)?;
-    check_version(&info)
-}
-
-/// The decision of [`require_redis_7`] on an `INFO server` reply.
-fn check_version(info: &str) -> Result<(), StoreError> {
-    let version = info
-        .lines()
-        .find_map(|line| line.strip_prefix("redis_version:"))
-        .map(str::trim);
-    let parsed = version.and_then(|version| {
-        let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
-        Some((parts.next()??, parts.next()??))
-    });
-    match parsed {
-        Some(found) if found >= MINIMUM_VERSION => Ok(()),
-        _ => Err(StoreError::new(
-            StoreErrorKind::Protocol,
-            format!(
-                "Redis {} is too old: vobiz-webhooks needs Redis >= {}.{} (SET NX GET, XAUTOCLAIM)",
-                version.unwrap_or("of unknown version"),
-                MINIMUM_VERSION.0,
-                MINIMUM_VERSION.1
-            ),
-        )),
     }
 }
 
@@ -311,26 +312,6 @@ impl DedupStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redis_7_and_later_pass_the_version_check() {
-        for version in ["7.0.0", "7.0.15", "7.2.4", "8.0.1", "10.1.0"] {
-            let info = format!("# Server\r\nredis_version:{version}\r\nredis_mode:standalone\r\n");
-            assert!(check_version(&info).is_ok(), "{version}");
-        }
-    }
-
-    #[test]
-    fn older_or_unknown_versions_are_refused_by_name() {
-        for version in ["6.2.14", "5.0.7", "garbage", ""] {
-            let info = format!("redis_version:{version}\r\n");
-            let error = check_version(&info).expect_err(version);
-            assert_eq!(error.kind(), StoreErrorKind::Protocol);
-            let text = format!("{error} {:?}", std::error::Error::source(&error));
-            assert!(text.contains(">= 7.0"), "{text}");
-        }
-        assert!(check_version("# Server\r\n").is_err(), "no version line");
-    }
 
     #[test]
     fn tokens_are_32_hex_digits_and_never_done() {
