@@ -765,3 +765,77 @@ async fn prometheus_metrics() {
     );
     assert!(text.contains("vobiz_webhook_handler_seconds"), "{text}");
 }
+
+/// Issue #15's check from outside: two example servers, each pointed at a different single node
+/// of a local three-master Redis Cluster (recognised from that one URL), answer 200 to every
+/// fresh delivery (none gets `MOVED` as a 503) and deduplicate across each other: every id sent
+/// to both is handled once.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the example server binary; see the file's docs"]
+async fn two_servers_on_a_redis_cluster_deduplicate_across_each_other() {
+    let Some(cluster) = crate::support::cluster::RedisCluster::start() else {
+        return;
+    };
+    let masters = cluster.masters();
+    assert!(masters.len() >= 2, "a cluster of several masters: {masters:?}");
+    let prefix = crate::support::unique_prefix("example-cluster");
+    let node = |port: u16| format!("redis://127.0.0.1:{port}");
+    let servers = [
+        Server::start(&[
+            ("VOBIZ_REDIS_URL", node(masters[0])),
+            ("VOBIZ_REDIS_PREFIX", prefix.clone()),
+        ]),
+        Server::start(&[
+            ("VOBIZ_REDIS_URL", node(masters[1])),
+            ("VOBIZ_REDIS_PREFIX", prefix.clone()),
+        ]),
+    ];
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let ids: Vec<String> = (0..60)
+        .map(|n| format!("cluster-{}-{n}", std::process::id()))
+        .collect();
+    // Fresh deliveries, alternating between the servers: every one 200 (keys of every slot).
+    for (n, id) in ids.iter().enumerate() {
+        let url = &servers[n % 2].url;
+        let response = http_post(&client, url, SECRET, &event(id, "message.inbound"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "{id}: a fresh delivery through {url}");
+    }
+    // Each redelivered to the other server, and to both at once: acknowledged, not run again.
+    for (n, id) in ids.iter().enumerate() {
+        let delivery = event(id, "message.inbound");
+        let (first, second) = tokio::join!(
+            http_post(&client, &servers[(n + 1) % 2].url, SECRET, &delivery).send(),
+            http_post(&client, &servers[n % 2].url, SECRET, &delivery).send(),
+        );
+        for response in [first, second] {
+            assert_eq!(response.expect("send").status(), 200, "{id}: a duplicate");
+        }
+    }
+    let mut handled = Vec::new();
+    for server in servers {
+        server.terminate();
+        let (_, lines) = server.wait(Duration::from_secs(10));
+        handled.extend(lines.into_iter().filter(|line| line.contains("\"event_id\"")));
+    }
+    let unique: HashSet<&String> = handled.iter().collect();
+    assert_eq!(handled.len(), ids.len(), "each id handled once across both servers");
+    assert_eq!(unique.len(), ids.len());
+    figure(
+        "example servers on a Redis Cluster",
+        format!(
+            "2 servers, each on one node of {} masters: {} fresh deliveries 200, {} duplicates \
+             200, {} handled",
+            masters.len(),
+            ids.len(),
+            2 * ids.len(),
+            handled.len()
+        ),
+    );
+}
