@@ -8,7 +8,8 @@
 #   PROFILE=1 bash bench/run.sh            # instead: where each server's CPU goes (perf)
 #
 # Environment (defaults): REPS=5 DURATION=10 WARMUP=3 CONNECTIONS=32 GEN_CPU=0 SERVER_CPU=1
-#   SERVERS="bare naive crate crate-redis express flask layer typed"  WAIT_QUIET=1 (wait for 1-min load < 0.6,
+#   SERVERS="bare naive crate crate-redis express flask layer typed"  WAIT_QUIET=1
+#   (also: crate-cluster, the example on a local 3-master Redis Cluster the script starts) (wait for 1-min load < 0.6,
 #   checked every 30 s, at most 40 min)  VOBIZ_REDIS_URL=redis://127.0.0.1:6379
 #   PROFILE=1: run each server once under `perf record -e cpu-clock` (same load, DURATION s) and
 #   write profile.md: its CPU per request split by crate (default SERVERS "bare naive layer typed crate")
@@ -102,6 +103,7 @@ port_of() {
   case $1 in
     bare) echo 18101 ;; naive) echo 18102 ;; crate) echo 18103 ;; crate-redis) echo 18104 ;;
     express) echo 18105 ;; flask) echo 18106 ;; layer) echo 18107 ;; typed) echo 18108 ;;
+    crate-cluster) echo 18109 ;;
   esac
 }
 
@@ -134,6 +136,13 @@ start_server() {
       REDIS_PREFIX="vobiz-bench:$$:$rep:"
       VOBIZ_WEBHOOK_SECRET=$SECRET VOBIZ_ADDR=127.0.0.1:$port VOBIZ_REDIS_URL=$REDIS_URL \
         VOBIZ_REDIS_PREFIX=$REDIS_PREFIX "${pin[@]}" "$BENCH/.bin/server-redis" >/dev/null 2>>"$err" &
+      ;;
+    crate-cluster)
+      # One node's URL: the server recognises the cluster from it. The cluster is dropped at
+      # the end, so its keys need no cleanup.
+      VOBIZ_WEBHOOK_SECRET=$SECRET VOBIZ_ADDR=127.0.0.1:$port \
+        VOBIZ_REDIS_URL=redis://127.0.0.1:${CLUSTER_PORTS%% *} VOBIZ_REDIS_PREFIX="vobiz-bench:$$:$rep:" \
+        "${pin[@]}" "$BENCH/.bin/server-redis" >/dev/null 2>>"$err" &
       ;;
     express)
       VOBIZ_WEBHOOK_SECRET=$SECRET PORT=$port NODE_ENV=production \
@@ -175,7 +184,38 @@ stop_server() {
   SERVER_PID=
   drop_redis_prefix
 }
-trap stop_server EXIT
+# A local Redis Cluster (3 masters, 3 replicas) for crate-cluster, started once per run.
+CLUSTER_PORTS="18201 18202 18203 18204 18205 18206"
+CLUSTER_DIR=
+cluster_up() {
+  CLUSTER_DIR=$OUT/cluster
+  mkdir -p "$CLUSTER_DIR"
+  local port nodes=()
+  for port in $CLUSTER_PORTS; do
+    redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file "$CLUSTER_DIR/nodes-$port.conf" --dir "$CLUSTER_DIR" \
+      --dbfilename "dump-$port.rdb" --save "" --appendonly no --daemonize yes \
+      --pidfile "$CLUSTER_DIR/$port.pid" --logfile "$CLUSTER_DIR/$port.log"
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in $CLUSTER_PORTS; do
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
+  for _ in $(seq 100); do
+    redis-cli -p "${CLUSTER_PORTS%% *}" cluster info | grep -q 'cluster_state:ok' && return 0
+    sleep 0.2
+  done
+  log "the local cluster did not reach cluster_state:ok"
+  return 1
+}
+cluster_down() {
+  [ -n "$CLUSTER_DIR" ] || return 0
+  local port
+  for port in $CLUSTER_PORTS; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+  CLUSTER_DIR=
+}
+trap 'stop_server; cluster_down' EXIT
 
 run_one() {
   local name=$1 rep=$2 port pids load0 load1 line
@@ -233,6 +273,7 @@ fi
   echo "reps=$REPS duration=${DURATION}s warmup=${WARMUP}s connections=$CONNECTIONS generator=cpu$GEN_CPU server=cpu$SERVER_CPU"
 } >"$OUT/machine.txt"
 read -r -a LIST <<<"$SERVERS"
+case " $SERVERS " in *" crate-cluster "*) cluster_up ;; esac
 for rep in $(seq 1 "$REPS"); do
   # Interleaved, and the order rotated each repetition so no server always runs first.
   n=${#LIST[@]}
@@ -246,12 +287,13 @@ echo "load at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
 import json, os, statistics, sys
 out = sys.argv[1]
 runs = [json.loads(l) for l in open(os.path.join(out, "runs.jsonl"))]
-order = ["bare", "naive", "crate", "crate-redis", "express", "flask", "layer", "typed"]
+order = ["bare", "naive", "crate", "crate-redis", "crate-cluster", "express", "flask", "layer", "typed"]
 names = {
     "bare": "(a) bare axum, `Bytes` → 200",
     "naive": "(b) naive axum handler",
     "crate": "(c) example server, `MemoryStore`",
     "crate-redis": "(d) example server, `RedisStore`",
+    "crate-cluster": "(d') example server, `RedisStore` on a local 3-master Redis Cluster",
     "express": "(e) Express (Node)",
     "flask": "(f) Flask + gunicorn -w 2",
     "layer": "(g) (a) + `VobizWebhookLayer`, `MemoryStore`",
@@ -299,6 +341,7 @@ checks = [
     ("(c)/(e) req/s", "crate", "express", "rps", 10.0, ">="),
     ("(c)/(f) req/s", "crate", "flask", "rps", 20.0, ">="),
     ("(d)/(c) req/s", "crate-redis", "crate", "rps", 0.5, ">="),
+    ("(d')/(d) req/s: a Redis Cluster against one Redis", "crate-cluster", "crate-redis", "rps", None, ">="),
     ("(g)/(a) req/s: the layer alone", "layer", "bare", "rps", 0.80, ">="),
     ("(g)/(b) server CPU per request: the layer alone", "layer", "naive", "server_cpu_us_per_req", None, "<="),
     ("(h)/(b) server CPU per request: typed against naive", "typed", "naive", "server_cpu_us_per_req", 0.70, "<="),
