@@ -145,6 +145,8 @@
 mod claim;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg_attr(not(feature = "meta"), allow(dead_code))]
+mod content;
 pub mod dedup;
 pub mod envelope;
 pub mod event;
@@ -152,6 +154,8 @@ pub mod extract;
 mod future;
 pub mod headers;
 mod layer;
+#[cfg(feature = "meta")]
+pub mod meta;
 mod observe;
 #[cfg(feature = "queue")]
 pub mod queue;

@@ -5,8 +5,8 @@
 //! that need no I/O; [`body`] the buffering; [`future`] the response future. The claim's life
 //! (claim, lease, settle, release) is the `claim` module's.
 
-mod body;
-mod budget;
+pub(crate) mod body;
+pub(crate) mod budget;
 mod future;
 mod service;
 mod verify;
