@@ -145,7 +145,6 @@
 mod claim;
 #[cfg(feature = "client")]
 pub mod client;
-#[cfg_attr(not(feature = "meta"), allow(dead_code))]
 mod content;
 pub mod dedup;
 pub mod envelope;

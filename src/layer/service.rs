@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::body::read_body;
 use super::budget::Reservation;
+use super::content::{claim_content, ContentClaim};
 use super::future::ResponseFuture;
 use super::verify::{check_headers, verify};
 use super::{Config, VobizWebhookLayer};
@@ -249,6 +250,8 @@ where
     // Step 6: claim the event id.
     let key = EventKey::from_event_id(verified.event_id());
     let started = observe::start();
+    // Kept for the content keys only when they are wanted: no reference counting otherwise.
+    let content_dedup = config.dedup_on_content.then(|| dedup.clone());
     let claimed = dedup.claim(key, config.claim).await;
     config.metrics.store_time(started);
     let lease = match claimed {
@@ -275,6 +278,41 @@ where
             return Ok(reject(&config, rejection));
         }
     };
+
+    // Step 6b (opt-in): the payload's content keys, so one update under two ids runs once.
+    let mut content = Vec::new();
+    if let (Some(dedup), Some(_)) = (&content_dedup, &lease) {
+        match claim_content(dedup, config.claim, verified.payload_json()).await {
+            Ok(ContentClaim::Run(leases)) => content = leases,
+            Ok(ContentClaim::Done) => {
+                // Done under another id: this id is done too.
+                if let Some(lease) = lease {
+                    lease.settle(true).await;
+                }
+                return Ok(duplicate(&config, &verified));
+            }
+            // The claims dropped here (this id's and any content key's) release themselves.
+            Ok(ContentClaim::InFlight) => {
+                let retry_after = retry_after_secs(config.retry_after);
+                return Ok(reject(&config, Rejection::InFlight { retry_after }));
+            }
+            Err(error) if config.fail_open => {
+                tracing::warn!(
+                    event_id = verified.event_id(),
+                    %error,
+                    "dedup store failed on content keys; running the handler (fail-open)"
+                );
+            }
+            Err(error) => {
+                let retry_after = retry_after_secs(config.retry_after);
+                let rejection = Rejection::StoreUnavailable {
+                    error: Arc::new(error),
+                    retry_after,
+                };
+                return Ok(reject(&config, rejection));
+            }
+        }
+    }
 
     // Step 7: the same bytes as the body, the verified record (and the claim) in the extensions.
     let body = Body::from(verified.body().clone());
@@ -321,6 +359,9 @@ where
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler.
     if let Some(lease) = lease {
+        lease.settle(success).await;
+    }
+    for lease in content {
         lease.settle(success).await;
     }
     Ok(response.map(Body::new))

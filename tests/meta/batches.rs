@@ -366,3 +366,50 @@ async fn the_replay_window_skips_old_items_without_failing_the_post() {
     assert_eq!(status(&app, &post).await, StatusCode::OK);
     assert_eq!(seen.keys(), vec!["wamid.old"]);
 }
+
+#[tokio::test]
+async fn one_store_for_both_legs_handles_an_update_once_whichever_leg_brings_it() {
+    use std::sync::Arc;
+    use tower::ServiceExt;
+    use vobiz_webhooks::testing::TestEvent;
+    use vobiz_webhooks::{MemoryStore, VobizWebhookLayer};
+
+    let store = Arc::new(MemoryStore::new());
+    let seen = Seen::default();
+    let meta = app(MetaWebhookLayer::new(SECRET).store(store.clone()), &seen);
+    let recorder = seen.clone();
+    let vobiz = Router::new().route(
+        "/webhooks/vobiz",
+        post(move |item: VerifiedEvent| {
+            let recorder = recorder.clone();
+            async move {
+                recorder
+                    .calls
+                    .lock()
+                    .expect("lock")
+                    .push((item.event_id().to_owned(), "vobiz".to_owned()));
+            }
+        })
+        .layer(
+            VobizWebhookLayer::new("vobiz-secret")
+                .store(store)
+                .dedup_on_content(true),
+        ),
+    );
+    let update = TestEvent::status("wamid.both", "read");
+    assert_eq!(
+        status(&meta, &MetaPost::from_events([&update])).await,
+        StatusCode::OK
+    );
+    let response = vobiz
+        .oneshot(update.request("vobiz-secret"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-vobiz-duplicate"], "completed");
+    assert_eq!(
+        seen.keys(),
+        vec!["wamid.both:read"],
+        "handled once, by the Meta leg"
+    );
+}
