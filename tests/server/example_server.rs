@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::{event, figure, free_port, http_post, percentile};
 
-const SECRET: &str = "server-reliability";
+pub(super) const SECRET: &str = "server-reliability";
 
-fn server_binary() -> PathBuf {
+pub(super) fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("VOBIZ_SERVER_BIN") {
         return PathBuf::from(path);
     }
@@ -39,15 +39,15 @@ fn server_binary() -> PathBuf {
         })
 }
 
-struct Server {
+pub(super) struct Server {
     child: Child,
-    url: String,
-    lines: Arc<Mutex<Vec<String>>>,
+    pub(super) url: String,
+    pub(super) lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(extra_env: &[(&str, String)]) -> Server {
+    pub(super) fn start(extra_env: &[(&str, String)]) -> Server {
         let port = free_port();
         let mut command = Command::new(server_binary());
         command
