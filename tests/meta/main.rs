@@ -6,6 +6,8 @@ mod support;
 
 mod batches;
 mod handshake;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod once;
 mod rejections;
 
