@@ -22,13 +22,23 @@
 //! - `VOBIZ_METRICS_ADDR` (only with `--features metrics`): serve Prometheus metrics at
 //!   `GET /metrics` on this address, apart from the webhook listener (the names are listed in
 //!   the crate's `metrics` feature docs).
+//! - `VOBIZ_DEDUP_CONTENT=1`: also deduplicate `/webhooks/vobiz` deliveries on content (the
+//!   wamid of a message, `<id>:<status>` of a status, `<id>:<event>` of a call), so one update
+//!   under two `event_id`s prints once (`VobizWebhookLayer::dedup_on_content`).
+//! - `META_APP_SECRET` (only with `--features meta`): also receive Meta's own WhatsApp
+//!   webhooks on `POST /webhooks/meta`, verified with this app secret (several separated by
+//!   commas), one line per item with `"source":"meta"` and the item's content key as
+//!   `event_id`; and answer Meta's handshake on `GET /webhooks/meta` with `META_VERIFY_TOKEN`
+//!   (without it every handshake gets 403). Without `META_APP_SECRET` the route is not served.
+//!   Both legs deduplicate in the same store.
 //! - `RUST_LOG` (default `info,vobiz_webhooks=warn`): log filter, e.g. `vobiz_webhooks=debug` to
 //!   see every rejection, `vobiz_webhooks=info` for the crate's `vobiz.webhook` span per delivery
 //!   (worth it with an exporter that shows spans; this plain log prints none, so by default no
 //!   span is made).
 //!
-//! Routes: `POST /webhooks/vobiz` (verified by the layer) and `GET /health` (`200 ok`, not
-//! verified, for load balancers and probes).
+//! Routes: `POST /webhooks/vobiz` (verified by the layer), `GET /health` (`200 ok`, not
+//! verified, for load balancers and probes) and, with `--features meta` and `META_APP_SECRET`,
+//! `GET`/`POST /webhooks/meta`.
 //!
 //! Serving: hyper's HTTP/1 server (through hyper-util) with a header read timeout of
 //! [`HEADER_READ_TIMEOUT`]; the layer bounds the rest (the body: 30 s, 408; the handler: its
@@ -41,6 +51,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -68,6 +79,9 @@ struct Line<'a> {
     event_id: &'a str,
     event_type: &'a str,
     kind: &'static str,
+    /// `"meta"` for items of Meta's own webhooks; absent for Vobiz deliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
 }
 
 /// The one detail a person wants to see first.
@@ -92,7 +106,18 @@ enum Detail<'a> {
 }
 
 async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
-    let (kind, detail) = match &event {
+    print(&meta, &event, None)
+}
+
+/// One item of a Meta POST (feature `meta`): the same line, with `"source":"meta"`.
+#[cfg(feature = "meta")]
+async fn handle_meta(item: VerifiedEvent, event: VobizEvent) -> StatusCode {
+    print(&item, &event, Some("meta"))
+}
+
+/// Prints the event's line on stdout; 500 when stdout is gone (so the sender retries).
+fn print(meta: &VerifiedEvent, event: &VobizEvent, source: Option<&'static str>) -> StatusCode {
+    let (kind, detail) = match event {
         VobizEvent::MessageInbound(msg) => (
             "message",
             Detail::Message {
@@ -123,6 +148,7 @@ async fn handle(meta: VerifiedEvent, event: VobizEvent) -> StatusCode {
         event_id: meta.event_id(),
         event_type: meta.event_type().as_str(),
         kind,
+        source,
     };
     // One line per event, written and flushed at once so a reader sees it immediately.
     let mut buf = Vec::with_capacity(256);
@@ -147,28 +173,85 @@ struct Config {
     addr: SocketAddr,
     redis_url: Option<String>,
     max_connections: usize,
+    dedup_content: bool,
+    meta: Option<MetaConfig>,
+}
+
+/// Meta's leg: the app secrets and, when set, the handshake's verify token.
+#[cfg_attr(not(feature = "meta"), allow(dead_code))]
+struct MetaConfig {
+    app_secrets: Secrets,
+    verify_token: Option<String>,
 }
 
 /// Resolves once the store work the layer left running behind responses (a networked store's
 /// acknowledgements) is done.
 type Settled = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-fn app<D: DedupStore>(layer: VobizWebhookLayer<D>) -> (Router, Settled) {
-    let settled = Box::pin(layer.settled());
+/// The routes, every layer deduplicating in `store`.
+fn app<D: DedupStore>(
+    layer: VobizWebhookLayer,
+    store: D,
+    meta: Option<MetaConfig>,
+) -> (Router, Settled) {
+    let store = Arc::new(store);
+    let layer = layer.store(Arc::clone(&store));
+    let vobiz_settled = layer.settled();
     let router = Router::new()
         .route("/webhooks/vobiz", post(handle).layer(layer))
         .route("/health", get(|| async { "ok" }));
+    let (router, meta_settled) = meta_routes(router, store, meta);
+    let settled = Box::pin(async move {
+        vobiz_settled.await;
+        meta_settled.await;
+    });
     (router, settled)
+}
+
+/// `GET`/`POST /webhooks/meta` when Meta's leg is configured (feature `meta`).
+#[cfg(feature = "meta")]
+fn meta_routes<D: DedupStore>(
+    router: Router,
+    store: Arc<D>,
+    meta: Option<MetaConfig>,
+) -> (Router, Settled) {
+    use vobiz_webhooks::meta::{MetaHandshake, MetaWebhookLayer};
+
+    let Some(meta) = meta else {
+        return (router, Box::pin(async {}));
+    };
+    let layer = MetaWebhookLayer::from_secrets(meta.app_secrets).store(store);
+    let settled = Box::pin(layer.settled());
+    let route = post(handle_meta).layer(layer);
+    let route = match meta
+        .verify_token
+        .and_then(|token| MetaHandshake::try_new(token).ok())
+    {
+        Some(handshake) => route.get_service(handshake),
+        None => route.get(|| async { (StatusCode::FORBIDDEN, "no META_VERIFY_TOKEN configured") }),
+    };
+    tracing::info!("also listening on GET/POST /webhooks/meta (Meta's own webhooks)");
+    (router.route("/webhooks/meta", route), settled)
+}
+
+#[cfg(not(feature = "meta"))]
+fn meta_routes<D: DedupStore>(
+    router: Router,
+    _store: Arc<D>,
+    _meta: Option<MetaConfig>,
+) -> (Router, Settled) {
+    (router, Box::pin(async {}))
 }
 
 /// The router with the configured dedup store: Redis when asked for, in process otherwise.
 async fn build_app(
     layer: VobizWebhookLayer,
     redis_url: Option<String>,
+    meta: Option<MetaConfig>,
 ) -> Result<(Router, Settled), String> {
     let Some(url) = redis_url else {
         tracing::info!("deduplicating in process (MemoryStore)");
-        return Ok(app(layer));
+        return Ok(app(layer, vobiz_webhooks::MemoryStore::new(), meta));
     };
     #[cfg(feature = "redis")]
     {
@@ -179,11 +262,11 @@ async fn build_app(
             store = store.prefix(prefix);
         }
         tracing::info!(?store, "deduplicating in Redis");
-        Ok(app(layer.store(store)))
+        Ok(app(layer, store, meta))
     }
     #[cfg(not(feature = "redis"))]
     {
-        let _ = url;
+        let _ = (url, meta);
         Err(
             "VOBIZ_REDIS_URL is set but this build has no Redis support: \
              run with `--features redis`"
@@ -224,13 +307,44 @@ fn config() -> Result<Config, String> {
             .ok_or_else(|| format!("VOBIZ_MAX_CONNECTIONS `{text}` is not a positive number"))?,
         Err(_) => DEFAULT_MAX_CONNECTIONS,
     };
+    let dedup_content = std::env::var("VOBIZ_DEDUP_CONTENT").is_ok_and(|value| value == "1");
     Ok(Config {
         secrets,
         secret_file,
         addr,
         redis_url,
         max_connections,
+        dedup_content,
+        meta: meta_config()?,
     })
+}
+
+/// `META_APP_SECRET` (and `META_VERIFY_TOKEN`), when set.
+fn meta_config() -> Result<Option<MetaConfig>, String> {
+    let Some(app_secrets) = std::env::var("META_APP_SECRET")
+        .ok()
+        .filter(|secret| !secret.is_empty())
+    else {
+        return Ok(None);
+    };
+    if cfg!(not(feature = "meta")) {
+        tracing::warn!(
+            "META_APP_SECRET is set but this build has no Meta leg: run with `--features meta`"
+        );
+        return Ok(None);
+    }
+    let app_secrets = Secrets::new(app_secrets.split(',').map(str::trim))
+        .map_err(|_| "META_APP_SECRET contains an empty secret".to_owned())?;
+    let verify_token = std::env::var("META_VERIFY_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
+    if verify_token.is_none() {
+        tracing::warn!("META_VERIFY_TOKEN is not set: every Meta handshake gets 403");
+    }
+    Ok(Some(MetaConfig {
+        app_secrets,
+        verify_token,
+    }))
 }
 
 #[tokio::main]
@@ -260,8 +374,9 @@ async fn main() -> ExitCode {
     if let Some(path) = config.secret_file.clone() {
         tokio::spawn(reload_on_hangup(path, config.secrets.clone()));
     }
-    let layer = VobizWebhookLayer::from_secrets(config.secrets);
-    let (app, settled) = match build_app(layer, config.redis_url).await {
+    let layer =
+        VobizWebhookLayer::from_secrets(config.secrets).dedup_on_content(config.dedup_content);
+    let (app, settled) = match build_app(layer, config.redis_url, config.meta).await {
         Ok(built) => built,
         Err(message) => {
             eprintln!("error: {message}");

@@ -43,6 +43,8 @@
 //!   dead letters;
 //! - `testing` (feature `testing`): signed deliveries for your own handlers' tests;
 //! - `client` (feature `client`): register your endpoint with Vobiz and rotate its secret;
+//! - `meta` (feature `meta`): receive WhatsApp Cloud API webhooks straight from Meta (the
+//!   handshake, `X-Hub-Signature-256`, one event per item exactly once) into the same handlers;
 //! - [`signature`]: verify or [`sign`] bodies yourself.
 //!
 //! # Features
@@ -56,7 +58,8 @@
 //! | `moka` | | `MokaStore`, a moka LRU dedup store |
 //! | `testing` | | `testing::TestEvent` and `testing::Fixture`: signed deliveries for your own tests |
 //! | `client` | | `client::SubscriptionClient` for Vobiz's subscription API |
-//! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify (implies `testing`) |
+//! | `meta` | | `meta::MetaWebhookLayer`, `meta::MetaHandshake`: Meta's own webhooks, one event per item |
+//! | `cli` | | the `vobiz` binary: trigger sample events (also as Meta's POSTs), sign, verify, `meta-handshake` (implies `testing` and `meta`) |
 //! | `metrics` | | counters and histograms through the `metrics` facade (see below) |
 //!
 //! # Observing it
@@ -79,11 +82,15 @@
 //! | `vobiz_webhook_store_seconds` | histogram | | how long the dedup store took to claim |
 //! | `vobiz_webhook_queue_events_total` | counter | `event`: `accepted`, `rejected`, `succeeded`, `retried`, `dead_lettered`, `released`, `duplicate` | what queue mode did |
 //! | `vobiz_webhook_queue_depth` | gauge | `state`: `queued`, `in_progress` | events waiting and being handled, in this process |
+//! | `vobiz_webhook_meta_items_total` | counter | `outcome`: `handled`, `duplicate`, `in_flight`, `failed`, `unavailable`, `skipped` (replay window) | every item of a Meta POST (feature `meta`) |
+//! | `vobiz_webhook_meta_posts_total` | counter | `outcome`: `handled`, `failed`, `rejected`, `unavailable`; `reason` with the last two | every Meta POST the layer answered (feature `meta`) |
 //!
 //! `reason` is [`Rejection::reason`]: `missing_signature`, `malformed_signature`,
 //! `signature_mismatch`, `too_large`, `body_timeout`, `body_read_failed`, `bad_envelope`,
 //! `event_mismatch`, `stale` (rejected); `store_unavailable`, `lease_expired`, `body_budget`
-//! (unavailable). `failed` is a handler that answered other than 2xx or failed.
+//! (unavailable). `failed` is a handler that answered other than 2xx or failed. The Meta leg's
+//! items also record the handler and store histograms; its POSTs' reasons are
+//! `meta::MetaRejection::reason`.
 //!
 //! # Serving it: timeouts for slow or hostile clients
 //!
@@ -145,6 +152,7 @@
 mod claim;
 #[cfg(feature = "client")]
 pub mod client;
+mod content;
 pub mod dedup;
 pub mod envelope;
 pub mod event;
@@ -152,6 +160,8 @@ pub mod extract;
 mod future;
 pub mod headers;
 mod layer;
+#[cfg(feature = "meta")]
+pub mod meta;
 mod observe;
 #[cfg(feature = "queue")]
 pub mod queue;

@@ -207,6 +207,15 @@ pub(crate) struct Started {
 }
 
 impl Started {
+    /// Now (no clock read without the feature).
+    #[inline(always)]
+    pub(crate) fn now() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            at: tokio::time::Instant::now(),
+        }
+    }
+
     /// A reading taken anyway (the claim's lease starts there): no second clock read.
     #[inline(always)]
     pub(crate) fn at(_at: tokio::time::Instant) -> Self {
@@ -236,3 +245,123 @@ pub(crate) fn queue_depth(state: &'static str, delta: f64) {
 #[cfg(all(not(feature = "metrics"), feature = "queue"))]
 #[inline(always)]
 pub(crate) fn queue_depth(_state: &'static str, _delta: f64) {}
+
+/// How one item of a Meta POST ended (the `outcome` label of `vobiz_webhook_meta_items_total`).
+#[cfg(feature = "meta")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ItemOutcome {
+    /// The handler answered 2xx.
+    Handled,
+    /// Done already: not run again.
+    Duplicate,
+    /// Being handled by another POST.
+    InFlight,
+    /// The handler answered non-2xx or failed.
+    Failed,
+    /// The store failed, or the handler outlived its lease.
+    Unavailable,
+    /// Outside the replay window: not run, not a failure.
+    Skipped,
+}
+
+/// The Meta layer's metric handles (feature `metrics`), registered once per layer: items by
+/// outcome, POSTs by outcome, and the same handler and store histograms as the Vobiz layer.
+#[cfg(feature = "meta")]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MetaMetrics {
+    #[cfg(feature = "metrics")]
+    registered: Option<std::sync::Arc<MetaRegistered>>,
+}
+
+#[cfg(all(feature = "meta", feature = "metrics"))]
+#[derive(Debug)]
+struct MetaRegistered {
+    /// Indexed by `ItemOutcome as usize`.
+    items: [metrics::Counter; 6],
+    handler: metrics::Histogram,
+    store: metrics::Histogram,
+}
+
+#[cfg(feature = "meta")]
+impl MetaMetrics {
+    /// Registers every handle with the recorder installed now.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn register() -> Self {
+        const NAME: &str = "vobiz_webhook_meta_items_total";
+        Self {
+            registered: Some(std::sync::Arc::new(MetaRegistered {
+                items: [
+                    metrics::counter!(NAME, "outcome" => "handled"),
+                    metrics::counter!(NAME, "outcome" => "duplicate"),
+                    metrics::counter!(NAME, "outcome" => "in_flight"),
+                    metrics::counter!(NAME, "outcome" => "failed"),
+                    metrics::counter!(NAME, "outcome" => "unavailable"),
+                    metrics::counter!(NAME, "outcome" => "skipped"),
+                ],
+                handler: metrics::histogram!("vobiz_webhook_handler_seconds"),
+                store: metrics::histogram!("vobiz_webhook_store_seconds"),
+            })),
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn register() -> Self {
+        Self {}
+    }
+
+    /// Counts one item.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn item(&self, outcome: ItemOutcome) {
+        if let Some(registered) = &self.registered {
+            registered.items[outcome as usize].increment(1);
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn item(&self, _outcome: ItemOutcome) {}
+
+    /// Counts one POST's answer: `handled`, `failed` (an item's handler), `rejected` or
+    /// `unavailable` (with the reason). Rare enough to look the counter up each time.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn post(&self, outcome: &'static str, reason: Option<&'static str>) {
+        const NAME: &str = "vobiz_webhook_meta_posts_total";
+        match reason {
+            Some(reason) => {
+                metrics::counter!(NAME, "outcome" => outcome, "reason" => reason).increment(1);
+            }
+            None => metrics::counter!(NAME, "outcome" => outcome).increment(1),
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn post(&self, _outcome: &'static str, _reason: Option<&'static str>) {}
+
+    /// Records the time since `started` of an item's handler.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn handler_time(&self, started: Started) {
+        if let Some(registered) = &self.registered {
+            registered
+                .handler
+                .record(started.at.elapsed().as_secs_f64());
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn handler_time(&self, _started: Started) {}
+
+    /// Records the time since `started` of an item's claim.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn store_time(&self, started: Started) {
+        if let Some(registered) = &self.registered {
+            registered.store.record(started.at.elapsed().as_secs_f64());
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    pub(crate) fn store_time(&self, _started: Started) {}
+}

@@ -28,6 +28,11 @@
 //! vobiz trigger text --bad-signature --url ...   # expect 401 (also --no-signature)
 //! vobiz trigger text --event-header message.status --url ...   # expect 400
 //!
+//! export META_APP_SECRET=your-meta-app-secret     # Meta's own webhooks (or --app-secret)
+//! vobiz trigger text --meta --batch 5 --url .../webhooks/meta   # one POST of 5 items, X-Hub-Signature-256
+//! vobiz trigger status --meta --repeat 2 --url ...             # Meta's retry: no item runs twice
+//! vobiz meta-handshake --url .../webhooks/meta --verify-token T # what the endpoint answers Meta
+//!
 //! vobiz sign < body.json                         # prints the X-Webhook-Signature of stdin
 //! vobiz verify --signature 6c82a2db… < body.json # "valid" (exit 0) or "invalid: <reason>"
 //! ```
@@ -48,6 +53,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `trigger --meta` and `meta-handshake`.
+#[path = "vobiz/meta.rs"]
+mod meta;
 use reqwest::Url;
 use vobiz_webhooks::headers::X_VOBIZ_DUPLICATE;
 use vobiz_webhooks::signature::Verifier;
@@ -88,6 +97,10 @@ enum Command {
     },
     /// List the event kinds `trigger` sends.
     Kinds,
+    /// Send Meta's verification handshake (GET ?hub.mode=subscribe&hub.verify_token=…&
+    /// hub.challenge=…) and print what the endpoint answered: exit 0 when it is 200 with the
+    /// challenge echoed exactly, 1 otherwise.
+    MetaHandshake(meta::HandshakeArgs),
 }
 
 const TRIGGER_HELP: &str = "\
@@ -171,6 +184,16 @@ struct TriggerArgs {
     /// Send this X-Webhook-Event instead of the event type (a mismatch should be 400).
     #[arg(long)]
     event_header: Option<String>,
+    /// Send it as Meta's own webhook (for a `meta::MetaWebhookLayer` route): Meta's
+    /// notification, signed with X-Hub-Signature-256 and the app secret.
+    #[arg(long)]
+    meta: bool,
+    /// With --meta: the Meta app secret.
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true)]
+    app_secret: Option<String>,
+    /// With --meta: this many items of KIND in one POST (Meta batches up to 1,000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    batch: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -267,6 +290,7 @@ fn main() -> ExitCode {
             print!("{}", kinds_text());
             Ok(ExitCode::SUCCESS)
         }
+        Command::MetaHandshake(args) => meta::handshake(&args),
     };
     match result {
         Ok(code) => code,
@@ -446,6 +470,14 @@ fn from_file(
 }
 
 fn trigger(args: &TriggerArgs) -> Result<ExitCode, Failure> {
+    if args.meta {
+        return meta::trigger(args);
+    }
+    if args.batch > 1 || args.app_secret.is_some() {
+        return Err(Failure::usage(
+            "--batch and --app-secret apply to Meta POSTs only: add --meta",
+        ));
+    }
     let secret = args.secret.get()?;
     let url = check_url(&args.url, args.allow_http)?;
     let event = build_event(args)?;
@@ -463,13 +495,7 @@ async fn send_all(
     event: &TestEvent,
 ) -> Result<ExitCode, Failure> {
     let timeout = Duration::from_secs(args.timeout);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        // A webhook receiver answers; it does not redirect. Show a 3xx as it is.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("vobiz-cli/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| Failure::usage(format!("cannot build the HTTP client: {err}")))?;
+    let client = client(timeout)?;
     let body = event.body_bytes();
     let headers = event.headers_for(secret, &body);
     let mut all_ok = true;
@@ -515,6 +541,17 @@ async fn send_all(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The HTTP client of every command.
+fn client(timeout: Duration) -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        // A webhook receiver answers; it does not redirect. Show a 3xx as it is.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vobiz-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Failure::usage(format!("cannot build the HTTP client: {err}")))
 }
 
 /// A failed send, explained: refused connection, timeout, or the error chain.

@@ -10,7 +10,7 @@ use crate::future::{deadline_after, timeout_unless_ready, BoxError};
 use crate::rejection::Rejection;
 
 /// Buffers the body within `limit`, and within `timeout` unless it is complete at the first look.
-pub(super) async fn read_body<B>(
+pub(crate) async fn read_body<B>(
     body: B,
     limit: usize,
     timeout: Duration,

@@ -5,8 +5,9 @@
 //! that need no I/O; [`body`] the buffering; [`future`] the response future. The claim's life
 //! (claim, lease, settle, release) is the `claim` module's.
 
-mod body;
-mod budget;
+pub(crate) mod body;
+pub(crate) mod budget;
+mod content;
 mod future;
 mod service;
 mod verify;
@@ -146,6 +147,8 @@ struct Config {
     claim: Terms,
     retry_after: Duration,
     fail_open: bool,
+    /// Also claim the content keys of the payload's items.
+    dedup_on_content: bool,
     /// The metric handles (feature `metrics`), registered when the layer is built.
     metrics: Metrics,
 }
@@ -207,6 +210,7 @@ impl VobizWebhookLayer<MemoryStore> {
                 },
                 retry_after: DEFAULT_RETRY_AFTER,
                 fail_open: false,
+                dedup_on_content: false,
                 metrics: Metrics::register(),
             }),
             dedup: Dedup::new(MemoryStore::new()),
@@ -383,6 +387,35 @@ impl<D> VobizWebhookLayer<D> {
         self
     }
 
+    /// Also deduplicates on content: besides its `event_id`, a delivery claims the content key
+    /// of each message, status and call in its payload (the wamid of a message,
+    /// `<status id>:<status>` of a status, `<call id>:<event>` of a call: the keys of the Meta
+    /// leg), so the same WhatsApp update delivered under two `event_id`s is handled once. Off by
+    /// default.
+    ///
+    /// Turn it on when one update may reach you twice under different ids: Meta's own
+    /// redelivery forwarded by Vobiz, both subscriptions of a secret rotation, or the Meta leg
+    /// and the Vobiz leg sharing one store. A delivery whose every item was handled already is
+    /// answered 200 (`X-Vobiz-Duplicate: completed`) without running the handler; one whose item
+    /// is being handled right now, 409. The content claims are settled with the `event_id`'s
+    /// (done on 2xx, released otherwise). Each key costs one more store round trip per
+    /// delivery, and one more remembered key for the TTL.
+    ///
+    /// Items without an id of their own (account updates, template statuses) are deduplicated
+    /// on `event_id` only. A payload that batches several items and repeats only some of them
+    /// runs the handler (it gets the whole payload), so the repeated ones may be seen again.
+    ///
+    /// ```
+    /// use vobiz_webhooks::VobizWebhookLayer;
+    ///
+    /// let layer = VobizWebhookLayer::new("your-shared-secret").dedup_on_content(true);
+    /// ```
+    #[must_use]
+    pub fn dedup_on_content(mut self, on: bool) -> Self {
+        self.config_mut().dedup_on_content = on;
+        self
+    }
+
     /// Replaces the default rejection responses (status + short `text/plain` reason).
     ///
     /// The layer still inserts the [`Rejection`] into the response's extensions.
@@ -422,6 +455,7 @@ impl<D> fmt::Debug for VobizWebhookLayer<D> {
             .field("ttl", &self.config.claim.ttl)
             .field("store_timeout", &self.config.claim.store_timeout)
             .field("fail_open", &self.config.fail_open)
+            .field("dedup_on_content", &self.config.dedup_on_content)
             .finish()
     }
 }

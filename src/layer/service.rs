@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::body::read_body;
 use super::budget::Reservation;
+use super::content::{claim_content, ContentClaim};
 use super::future::ResponseFuture;
 use super::verify::{check_headers, verify};
 use super::{Config, VobizWebhookLayer};
@@ -248,6 +249,8 @@ where
 
     // Step 6: claim the event id.
     let key = EventKey::from_event_id(verified.event_id());
+    // Kept for the content keys only when they are wanted: no reference counting otherwise.
+    let content_dedup = config.dedup_on_content.then(|| dedup.clone());
     let now = tokio::time::Instant::now();
     let claimed = dedup.claim(key, config.claim, now).await;
     let claimed_at = config.metrics.store_time(observe::Started::at(now));
@@ -276,6 +279,41 @@ where
         }
     };
 
+    // Step 6b (opt-in): the payload's content keys, so one update under two ids runs once.
+    let mut content = Vec::new();
+    if let (Some(dedup), Some(_)) = (&content_dedup, &lease) {
+        match claim_content(dedup, config.claim, verified.payload_json()).await {
+            Ok(ContentClaim::Run(leases)) => content = leases,
+            Ok(ContentClaim::Done) => {
+                // Done under another id: this id is done too.
+                if let Some(lease) = lease {
+                    lease.settle(true).await;
+                }
+                return Ok(duplicate(&config, &verified));
+            }
+            // The claims dropped here (this id's and any content key's) release themselves.
+            Ok(ContentClaim::InFlight) => {
+                let retry_after = retry_after_secs(config.retry_after);
+                return Ok(reject(&config, Rejection::InFlight { retry_after }));
+            }
+            Err(error) if config.fail_open => {
+                tracing::warn!(
+                    event_id = verified.event_id(),
+                    %error,
+                    "dedup store failed on content keys; running the handler (fail-open)"
+                );
+            }
+            Err(error) => {
+                let retry_after = retry_after_secs(config.retry_after);
+                let rejection = Rejection::StoreUnavailable {
+                    error: Arc::new(error),
+                    retry_after,
+                };
+                return Ok(reject(&config, rejection));
+            }
+        }
+    }
+
     // Step 7: the same bytes as the body, the verified record (and the claim) in the extensions.
     let body = Body::from(verified.body().clone());
     parts.extensions.insert(verified);
@@ -284,7 +322,12 @@ where
     }
     // An error returns here: the claim, dropped unsettled, releases itself (as on a panic or
     // when the response future is dropped).
-    let started = claimed_at;
+    // The handler's time starts where the claim's ended, unless content keys were claimed since.
+    let started = if content_dedup.is_none() {
+        claimed_at
+    } else {
+        observe::Started::now()
+    };
     let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
     // A handler must not outlive its claim: past the lease it is cancelled.
     let response = match within_lease(lease.as_ref(), call).await {
@@ -321,6 +364,9 @@ where
     // Step 8: settle the claim, unless the inner service took it over: done on 2xx, released
     // otherwise so the retry runs the handler.
     if let Some(lease) = lease {
+        lease.settle(success).await;
+    }
+    for lease in content {
         lease.settle(success).await;
     }
     Ok(response.map(Body::new))

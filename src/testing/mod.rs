@@ -67,12 +67,19 @@
 //! | `.request(secret)` / `.into_request(secret)`, `.body_bytes()`, `.headers_for(secret, body)`, `.uri(path)`, `.header(name, value)` | the request (`POST /webhooks/vobiz`), or its parts for another HTTP client |
 //!
 //! `request` can be called again and gives the same body and `event_id`: that is a Vobiz retry.
+//!
+//! With the `meta` feature too, `MetaPost` builds Meta's own POSTs (`X-Hub-Signature-256`,
+//! several items batched in one notification) for handlers behind `meta::MetaWebhookLayer`.
 
 mod fixtures;
+#[cfg(feature = "meta")]
+mod meta;
 mod templates;
 mod test_event;
 
 pub use fixtures::{Fixture, UnknownFixture};
+#[cfg(feature = "meta")]
+pub use meta::{MetaPost, DEFAULT_META_URI};
 pub use test_event::{InvalidJson, TestEvent};
 
 /// The path [`TestEvent::request`] posts to unless [`TestEvent::uri`] says otherwise.

@@ -55,7 +55,7 @@ async fn serve(seen: Seen) -> String {
 
 /// Runs the binary (off the async runtime) with `args` and `stdin`, without the environment's
 /// secret.
-async fn vobiz(args: &[&str], stdin: &[u8]) -> Output {
+pub(crate) async fn vobiz(args: &[&str], stdin: &[u8]) -> Output {
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     let stdin = stdin.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -82,11 +82,11 @@ async fn vobiz(args: &[&str], stdin: &[u8]) -> Output {
     .expect("join")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn show(output: &Output) -> String {
+pub(crate) fn show(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status.code(),

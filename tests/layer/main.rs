@@ -5,6 +5,7 @@ mod support;
 
 mod behaviour;
 mod budget;
+mod content;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod regressions;

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::{event, figure, free_port, http_post, percentile};
 
-const SECRET: &str = "server-reliability";
+pub(super) const SECRET: &str = "server-reliability";
 
-fn server_binary() -> PathBuf {
+pub(super) fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("VOBIZ_SERVER_BIN") {
         return PathBuf::from(path);
     }
@@ -39,15 +39,15 @@ fn server_binary() -> PathBuf {
         })
 }
 
-struct Server {
+pub(super) struct Server {
     child: Child,
-    url: String,
-    lines: Arc<Mutex<Vec<String>>>,
+    pub(super) url: String,
+    pub(super) lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(extra_env: &[(&str, String)]) -> Server {
+    pub(super) fn start(extra_env: &[(&str, String)]) -> Server {
         let port = free_port();
         let mut command = Command::new(server_binary());
         command
@@ -778,7 +778,10 @@ async fn two_servers_on_a_redis_cluster_deduplicate_across_each_other() {
         return;
     };
     let masters = cluster.masters();
-    assert!(masters.len() >= 2, "a cluster of several masters: {masters:?}");
+    assert!(
+        masters.len() >= 2,
+        "a cluster of several masters: {masters:?}"
+    );
     let prefix = crate::support::unique_prefix("example-cluster");
     let node = |port: u16| format!("redis://127.0.0.1:{port}");
     let servers = [
@@ -805,7 +808,11 @@ async fn two_servers_on_a_redis_cluster_deduplicate_across_each_other() {
             .send()
             .await
             .expect("send");
-        assert_eq!(response.status(), 200, "{id}: a fresh delivery through {url}");
+        assert_eq!(
+            response.status(),
+            200,
+            "{id}: a fresh delivery through {url}"
+        );
     }
     // Each redelivered to the other server, and to both at once: acknowledged, not run again.
     for (n, id) in ids.iter().enumerate() {
@@ -822,10 +829,18 @@ async fn two_servers_on_a_redis_cluster_deduplicate_across_each_other() {
     for server in servers {
         server.terminate();
         let (_, lines) = server.wait(Duration::from_secs(10));
-        handled.extend(lines.into_iter().filter(|line| line.contains("\"event_id\"")));
+        handled.extend(
+            lines
+                .into_iter()
+                .filter(|line| line.contains("\"event_id\"")),
+        );
     }
     let unique: HashSet<&String> = handled.iter().collect();
-    assert_eq!(handled.len(), ids.len(), "each id handled once across both servers");
+    assert_eq!(
+        handled.len(),
+        ids.len(),
+        "each id handled once across both servers"
+    );
     assert_eq!(unique.len(), ids.len());
     figure(
         "example servers on a Redis Cluster",

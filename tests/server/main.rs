@@ -4,4 +4,6 @@
 mod support;
 
 mod example_server;
+#[cfg(feature = "meta")]
+mod example_server_meta;
 mod loopback;
