@@ -382,6 +382,7 @@ macro_rules! conformance {
     };
 }
 
+#[cfg(feature = "redis")]
 macro_rules! in_turn {
     ($store:ident; $($case:ident,)*) => {
         $(
@@ -393,6 +394,7 @@ macro_rules! in_turn {
 
 /// Every case in turn on clones of one store: for a backend too costly to start per case (a
 /// local Redis Cluster). A failing case panics with its name printed just before.
+#[cfg(feature = "redis")]
 pub async fn every_case<S: DedupStore + Clone + 'static>(store: S) {
     with_every_case!(in_turn!(store;));
 }
