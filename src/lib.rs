@@ -42,6 +42,8 @@
 //! - `queue` (feature `queue`): answer at once and run handlers in workers, with retries and
 //!   dead letters;
 //! - `testing` (feature `testing`): signed deliveries for your own handlers' tests;
+//! - `live` (feature `live`): a WebSocket and SSE stream of handled events for a live inbox
+//!   page;
 //! - `client` (feature `client`): register your endpoint with Vobiz and rotate its secret;
 //! - [`signature`]: verify or [`sign`] bodies yourself.
 //!
@@ -58,6 +60,7 @@
 //! | `client` | | `client::SubscriptionClient` for Vobiz's subscription API |
 //! | `cli` | | the `vobiz` binary: trigger sample events, sign, verify (implies `testing`) |
 //! | `metrics` | | counters and histograms through the `metrics` facade (see below) |
+//! | `live` | | `live::LiveHub`: handled events over WebSocket and SSE for inbox UIs (pulls in `axum` with `ws`) |
 //!
 //! # Observing it
 //!
@@ -152,6 +155,8 @@ pub mod extract;
 mod future;
 pub mod headers;
 mod layer;
+#[cfg(feature = "live")]
+pub mod live;
 mod observe;
 #[cfg(feature = "queue")]
 pub mod queue;
