@@ -24,8 +24,11 @@ use crate::verified::VerifiedEvent;
 /// (`MemoryQueue::builder().start(LiveLayer::new(hub).layer(handlers))`), and each event is
 /// published when an attempt succeeds — once, since a failed attempt publishes nothing.
 ///
+/// On an axum handler (or a [`VobizRouter`](crate::VobizRouter), itself a handler) use
+/// [`Handler::layer`](axum::handler::Handler::layer), which keeps the error type fixed:
+///
 /// ```
-/// use axum::{routing::post, Router};
+/// use axum::{handler::Handler, routing::post, Router};
 /// use vobiz_webhooks::live::{LiveHub, LiveLayer};
 /// use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
 ///
@@ -34,8 +37,8 @@ use crate::verified::VerifiedEvent;
 /// let hub = LiveHub::new();
 /// let app: Router = Router::new().route(
 ///     "/webhooks/vobiz",
-///     post(handle)
-///         .layer(LiveLayer::new(hub.clone())) // inner: sees the handler's status
+///     // Inside the webhook layer, around the handler: it sees the handler's status.
+///     post(handle.layer(LiveLayer::new(hub.clone())))
 ///         .layer(VobizWebhookLayer::new("your-shared-secret")),
 /// );
 /// ```

@@ -8,7 +8,7 @@
 //! credentials.
 //!
 //! ```
-//! use axum::{routing::post, Router};
+//! use axum::{handler::Handler, routing::post, Router};
 //! use vobiz_webhooks::live::{query_param, Access, LiveEndpoints, LiveHub, LiveLayer};
 //! use vobiz_webhooks::{VobizEvent, VobizWebhookLayer};
 //!
@@ -22,8 +22,8 @@
 //! let app: Router = Router::new()
 //!     .route(
 //!         "/webhooks/vobiz",
-//!         post(handle)
-//!             .layer(LiveLayer::new(hub.clone())) // the one line: publish what was handled
+//!         // The one line: publish what the handler accepted.
+//!         post(handle.layer(LiveLayer::new(hub.clone())))
 //!             .layer(VobizWebhookLayer::new("your-shared-secret")),
 //!     )
 //!     .route("/live/ws", live.websocket())
@@ -38,7 +38,7 @@
 //! handler answered 2xx: the UI never shows what the backend refused, and since the webhook
 //! layer deduplicates first, a redelivered `event_id` publishes nothing. It is a tower layer
 //! around any service, so the same line works with a [`VobizRouter`](crate::VobizRouter)
-//! (`post(router).layer(LiveLayer::new(hub)).layer(webhooks)`) and in queue mode, around the
+//! (`post(router.layer(LiveLayer::new(hub))).layer(webhooks)`) and in queue mode, around the
 //! handlers the workers run (`MemoryQueue::builder().start(LiveLayer::new(hub).layer(handlers))`,
 //! likewise `RedisWorkersBuilder::start`): each event is published when an attempt succeeds.
 //! The core knows nothing of this module.
