@@ -1,13 +1,13 @@
-//! The hub: sequence numbers, the replay buffer, the subscribers and their bounded queues.
+//! The hub: sequence numbers, one ring of frames (the replay buffer and every client's
+//! bounded queue at once), and each client's cursor into it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::access::Access;
@@ -26,9 +26,12 @@ pub const DEFAULT_CLIENT_QUEUE: usize = 256;
 
 /// The live stream's hub: publishes handled events as frames to every subscribed client.
 ///
-/// Cloning is cheap and gives another handle to the same hub. Publishing takes one short lock
-/// and never waits: each client has a bounded queue, and a client whose queue is full is sent
-/// `resync` and dropped instead of slowing the webhook path. Feed it with
+/// Cloning is cheap and gives another handle to the same hub. Publishing takes one short lock,
+/// appends the frame to one ring and never waits, whatever the number of clients: each client
+/// reads the ring through its own cursor, and a client more than
+/// [`client_queue`](LiveHubBuilder::client_queue) frames behind is sent `resync` and dropped
+/// instead of slowing the webhook path. Parked clients are woken by a task of their own (the
+/// publisher wakes one task), started with the first subscription made inside a Tokio runtime. Feed it with
 /// [`LiveLayer`](super::LiveLayer) (after your handler succeeded); serve it with
 /// [`LiveEndpoints`](super::LiveEndpoints).
 ///
@@ -58,6 +61,8 @@ pub struct LiveHub {
 
 struct Shared {
     state: Mutex<State>,
+    /// Wakes the fan-out task, which wakes the parked clients off the publishing thread.
+    fanout: Arc<Notify>,
     replay_capacity: usize,
     replay_age: Duration,
     client_queue: usize,
@@ -66,19 +71,37 @@ struct Shared {
 struct State {
     /// The id of the next frame.
     next_id: u64,
-    /// The id of the newest frame no longer in the replay buffer (`first_id - 1` at start).
-    evicted_through: u64,
-    replay: VecDeque<(Instant, Arc<Frame>)>,
-    subscribers: Vec<Subscriber>,
+    /// The newest frames, ids contiguous: `ring[i].id() == front id + i`. Holds at most
+    /// `max(replay_capacity, client_queue)` frames, none older than `replay_age` after a
+    /// publish.
+    ring: VecDeque<(Instant, Arc<Frame>)>,
+    /// Clients parked on `recv`, by key: woken when a frame is published.
+    waiters: HashMap<u64, Waker>,
+    subscribers: usize,
     next_key: u64,
     closed: bool,
+    /// Whether a fan-out task is running (else a publish wakes the parked clients itself).
+    fanout_alive: bool,
 }
 
-struct Subscriber {
-    key: u64,
-    access: Access,
-    queue: mpsc::Sender<Arc<Frame>>,
-    overflowed: Arc<AtomicBool>,
+impl State {
+    fn front_id(&self) -> u64 {
+        self.ring
+            .front()
+            .map_or(self.next_id, |(_, frame)| frame.id())
+    }
+
+    fn frame(&self, id: u64) -> Option<&Arc<Frame>> {
+        let index = usize::try_from(id.checked_sub(self.front_id())?).ok()?;
+        self.ring.get(index).map(|(_, frame)| frame)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The fan-out task holds a weak handle: let it see the hub is gone and end.
+        self.fanout.notify_one();
+    }
 }
 
 /// Configures a [`LiveHub`]: the replay buffer's bounds, each client's queue, the first id.
@@ -105,7 +128,7 @@ pub struct LiveHubBuilder {
 
 impl LiveHubBuilder {
     /// How many frames the replay buffer keeps for clients that resume (default 1024; 0 turns
-    /// resuming off: every resume gets `resync`).
+    /// resuming off: every resume that missed a frame gets `resync`).
     pub fn replay_capacity(mut self, frames: usize) -> Self {
         self.replay_capacity = frames;
         self
@@ -117,8 +140,10 @@ impl LiveHubBuilder {
         self
     }
 
-    /// How many frames one client may have waiting (default 256, at least 1). A client whose
-    /// queue is full when a frame is published is sent `resync` and disconnected.
+    /// How far behind one client may fall, in frames published (those its [`Access`] hides
+    /// count too; default 256, at least 1). A client further behind is sent `resync` and
+    /// disconnected when it next reads. The ring holds
+    /// `max(replay_capacity, client_queue)` frames.
     pub fn client_queue(mut self, frames: usize) -> Self {
         self.client_queue = frames.max(1);
         self
@@ -145,12 +170,14 @@ impl LiveHubBuilder {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     next_id: first_id,
-                    evicted_through: first_id - 1,
-                    replay: VecDeque::new(),
-                    subscribers: Vec::new(),
+                    ring: VecDeque::new(),
+                    waiters: HashMap::new(),
+                    subscribers: 0,
                     next_key: 0,
                     closed: false,
+                    fanout_alive: false,
                 }),
+                fanout: Arc::new(Notify::new()),
                 replay_capacity: self.replay_capacity,
                 replay_age: self.replay_age,
                 client_queue: self.client_queue,
@@ -183,21 +210,19 @@ impl LiveHub {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere while holding the lock leaves the state consistent (every change
-        // is one push or removal), so a poisoned lock is used as it is.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.state()
     }
 
     /// Publishes a handled event: returns the frame's id, or `None` for an event type that is
     /// not streamed (see [`StreamEvent::of`]) or a [closed](Self::close) hub.
     ///
-    /// Never waits: the frame goes into the replay buffer and into the queue of every client
-    /// whose [`Access`] allows it; a client whose queue is full is sent `resync` and dropped.
-    /// [`LiveLayer`](super::LiveLayer) calls this after a 2xx; call it yourself only for events
-    /// your code handled (the stream promises "handled, once").
+    /// Never waits, and costs the same however many clients are connected: the frame is
+    /// appended to the hub's ring (each client reads it from there at its own pace, through
+    /// its [`Access`]) and one task is told to wake the clients parked on it. A client more
+    /// than [`client_queue`](LiveHubBuilder::client_queue) frames behind is sent `resync` and
+    /// dropped when it next reads. [`LiveLayer`](super::LiveLayer) calls this after a 2xx;
+    /// call it yourself only for events your code handled (the stream promises "handled,
+    /// once").
     pub fn publish(&self, event: &VerifiedEvent) -> Option<u64> {
         let kind = StreamEvent::of(event.event_type())?;
         let now = Instant::now();
@@ -207,104 +232,79 @@ impl LiveHub {
         }
         let id = state.next_id;
         state.next_id = id.saturating_add(1);
-        let frame = Arc::new(Frame::new(id, kind, event.clone()));
-        if self.shared.replay_capacity > 0 {
-            state.replay.push_back((now, Arc::clone(&frame)));
+        state
+            .ring
+            .push_back((now, Arc::new(Frame::new(id, kind, event.clone()))));
+        self.shared.evict(&mut state, now);
+        if state.waiters.is_empty() {
+            return Some(id);
+        }
+        if state.fanout_alive {
+            drop(state);
+            self.shared.fanout.notify_one();
         } else {
-            state.evicted_through = id;
+            let waiters = std::mem::take(&mut state.waiters);
+            drop(state);
+            waiters.into_values().for_each(Waker::wake);
         }
-        self.evict(&mut state, now);
-        state.subscribers.retain(|subscriber| {
-            if !subscriber.access.allows(&frame) {
-                return true;
-            }
-            match subscriber.queue.try_send(Arc::clone(&frame)) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    subscriber.overflowed.store(true, Ordering::Release);
-                    tracing::debug!(
-                        subscriber = subscriber.access.subscriber_name(),
-                        "live client too slow: sent resync and dropped"
-                    );
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
         Some(id)
-    }
-
-    /// Drops frames over the count or older than the age, remembering the newest dropped id.
-    fn evict(&self, state: &mut State, now: Instant) {
-        while let Some((at, frame)) = state.replay.front() {
-            let over = state.replay.len() > self.shared.replay_capacity;
-            if !over && now.saturating_duration_since(*at) <= self.shared.replay_age {
-                break;
-            }
-            state.evicted_through = frame.id();
-            state.replay.pop_front();
-        }
     }
 
     /// Subscribes a client that `access` allows, resuming after frame `since` when given.
     ///
     /// - `None`: only frames published from now on.
-    /// - `Some(id)`: the frames after `id` still in the replay buffer, then live frames. When
-    ///   frames after `id` already left the buffer, or `id` is newer than anything this hub
-    ///   published (another process's id), the client gets `resync` first, then live frames.
+    /// - `Some(id)`: the frames after `id` still in the replay buffer (the last
+    ///   [`replay_capacity`](LiveHubBuilder::replay_capacity) frames, none older than
+    ///   [`replay_age`](LiveHubBuilder::replay_age)), then live frames. When frames after `id`
+    ///   already left it, or `id` is newer than anything this hub published (another
+    ///   process's id), the client gets `resync` first, then live frames.
     /// - `Some(0)`: whatever the replay buffer still holds, then live frames (a page that has
     ///   no state of its own yet).
     ///
-    /// Replay and live frames join without a gap or a duplicate (both are taken under the
-    /// publish lock).
+    /// Replay and live frames join without a gap or a duplicate: the client reads one ring.
     pub fn subscribe(&self, access: Access, since: Option<u64>) -> Subscription {
-        let (sender, receiver) = mpsc::channel(self.shared.client_queue);
-        let overflowed = Arc::new(AtomicBool::new(false));
         let mut state = self.state();
-        self.evict(&mut state, Instant::now());
-        let last = state.next_id - 1;
-        let mut replay = VecDeque::new();
-        let mut resync = false;
-        match since {
-            None => {}
-            Some(since) if since != 0 && (since > last || since < state.evicted_through) => {
-                resync = true;
-            }
-            Some(since) => replay.extend(
-                state
-                    .replay
-                    .iter()
-                    .map(|(_, frame)| frame)
-                    .filter(|frame| frame.id() > since && access.allows(frame))
-                    .cloned(),
-            ),
+        self.shared.evict(&mut state, Instant::now());
+        if !state.fanout_alive && tokio::runtime::Handle::try_current().is_ok() {
+            state.fanout_alive = true;
+            tokio::spawn(fan_out(
+                Arc::downgrade(&self.shared),
+                Arc::clone(&self.shared.fanout),
+            ));
         }
+        let next_id = state.next_id;
+        let replay_from =
+            state
+                .front_id()
+                .max(next_id.saturating_sub(
+                    u64::try_from(self.shared.replay_capacity).unwrap_or(u64::MAX),
+                ));
+        let (cursor, resync) = match since {
+            None => (next_id, false),
+            Some(0) => (replay_from, false),
+            Some(since) if since < next_id && since.saturating_add(1) >= replay_from => {
+                (since + 1, false)
+            }
+            Some(_) => (next_id, true),
+        };
         let key = state.next_key;
         state.next_key += 1;
-        let closed = state.closed;
-        if !closed {
-            state.subscribers.push(Subscriber {
-                key,
-                access,
-                queue: sender,
-                overflowed: Arc::clone(&overflowed),
-            });
-        }
+        state.subscribers += 1;
         drop(state);
         Subscription {
             hub: self.clone(),
             key,
+            access,
+            cursor,
             resync,
-            replay,
-            receiver,
-            overflowed,
             ended: false,
         }
     }
 
-    /// How many clients are subscribed.
+    /// How many clients are subscribed (a client that fell too far behind counts until it
+    /// reads its `resync`).
     pub fn subscribers(&self) -> usize {
-        self.state().subscribers.len()
+        self.state().subscribers
     }
 
     /// The id the next published frame will get.
@@ -312,19 +312,61 @@ impl LiveHub {
         self.state().next_id
     }
 
-    /// Ends every subscription (their streams close after what they already hold) and refuses
-    /// new frames: call it on shutdown, so open SSE responses and WebSockets finish and a
-    /// graceful shutdown does not wait for them.
+    /// Ends every subscription (after the frames already published) and refuses new frames:
+    /// call it on shutdown, so open SSE responses and WebSockets finish and a graceful
+    /// shutdown does not wait for them.
     pub fn close(&self) {
         let mut state = self.state();
         state.closed = true;
-        state.subscribers.clear();
+        let waiters = std::mem::take(&mut state.waiters);
+        drop(state);
+        waiters.into_values().for_each(Waker::wake);
+    }
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves the state consistent (every change
+        // is one push, removal or counter step), so a poisoned lock is used as it is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn unsubscribe(&self, key: u64) {
-        self.state()
-            .subscribers
-            .retain(|subscriber| subscriber.key != key);
+    /// Drops frames over the count or older than the age.
+    fn evict(&self, state: &mut State, now: Instant) {
+        let capacity = self.replay_capacity.max(self.client_queue);
+        while let Some((at, _)) = state.ring.front() {
+            let over = state.ring.len() > capacity;
+            if !over && now.saturating_duration_since(*at) <= self.replay_age {
+                break;
+            }
+            state.ring.pop_front();
+        }
+    }
+}
+
+/// Wakes the parked clients whenever a frame is published, so the publisher wakes one task
+/// instead of every client. Ends when the hub is gone; if the runtime drops it, the hub goes
+/// back to waking clients itself (and the next subscriber in a runtime starts a new one).
+async fn fan_out(hub: Weak<Shared>, notify: Arc<Notify>) {
+    struct Alive(Weak<Shared>);
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            if let Some(shared) = self.0.upgrade() {
+                let mut state = shared.state();
+                state.fanout_alive = false;
+                let waiters = std::mem::take(&mut state.waiters);
+                drop(state);
+                waiters.into_values().for_each(Waker::wake);
+            }
+        }
+    }
+    let _alive = Alive(hub.clone());
+    loop {
+        notify.notified().await;
+        let Some(shared) = hub.upgrade() else { return };
+        let waiters = std::mem::take(&mut shared.state().waiters);
+        drop(shared);
+        waiters.into_values().for_each(Waker::wake);
     }
 }
 
@@ -333,8 +375,8 @@ impl fmt::Debug for LiveHub {
         let state = self.state();
         f.debug_struct("LiveHub")
             .field("next_id", &state.next_id)
-            .field("replay", &state.replay.len())
-            .field("subscribers", &state.subscribers.len())
+            .field("buffered", &state.ring.len())
+            .field("subscribers", &state.subscribers)
             .field("replay_capacity", &self.shared.replay_capacity)
             .field("replay_age", &self.shared.replay_age)
             .field("client_queue", &self.shared.client_queue)
@@ -353,16 +395,17 @@ pub enum Next {
     Resync,
 }
 
-/// One client's view of a [`LiveHub`]: replayed frames, then live ones, in id order.
+/// One client's view of a [`LiveHub`]: replayed frames, then live ones, in id order, each
+/// through the client's [`Access`].
 ///
 /// Dropping it unsubscribes the client.
 pub struct Subscription {
     hub: LiveHub,
     key: u64,
+    access: Access,
+    /// The id of the next frame to read.
+    cursor: u64,
     resync: bool,
-    replay: VecDeque<Arc<Frame>>,
-    receiver: mpsc::Receiver<Arc<Frame>>,
-    overflowed: Arc<AtomicBool>,
     ended: bool,
 }
 
@@ -375,8 +418,7 @@ impl Subscription {
 
     /// What is ready now, without waiting.
     pub fn try_recv(&mut self) -> Option<Next> {
-        let waker = std::task::Waker::noop();
-        match self.poll_recv(&mut Context::from_waker(waker)) {
+        match self.poll_recv(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(next) => next,
             Poll::Pending => None,
         }
@@ -390,37 +432,63 @@ impl Subscription {
         if std::mem::take(&mut self.resync) {
             return Poll::Ready(Some(Next::Resync));
         }
-        if let Some(frame) = self.replay.pop_front() {
-            return Poll::Ready(Some(Next::Frame(frame)));
-        }
-        let received = std::task::ready!(self.receiver.poll_recv(cx));
-        if self.overflowed.load(Ordering::Acquire) {
-            // Whatever is still queued is stale: the client reloads its state instead.
-            self.ended = true;
+        let shared = Arc::clone(&self.hub.shared);
+        let mut state = shared.state();
+        let behind = state.next_id.saturating_sub(self.cursor);
+        let queue = u64::try_from(shared.client_queue).unwrap_or(u64::MAX);
+        if behind > queue || (behind > 0 && self.cursor < state.front_id()) {
+            // Too slow: what it would read next is stale or gone; it reloads its state.
+            tracing::debug!(
+                subscriber = self.access.subscriber_name(),
+                behind,
+                "live client too slow: sent resync and dropped"
+            );
+            self.end(&mut state);
             return Poll::Ready(Some(Next::Resync));
         }
-        match received {
-            Some(frame) => Poll::Ready(Some(Next::Frame(frame))),
-            None => {
-                self.ended = true;
-                Poll::Ready(None)
+        while self.cursor < state.next_id {
+            let id = self.cursor;
+            self.cursor += 1;
+            if let Some(frame) = state.frame(id) {
+                if self.access.allows(frame) {
+                    return Poll::Ready(Some(Next::Frame(Arc::clone(frame))));
+                }
             }
+        }
+        if state.closed {
+            self.end(&mut state);
+            return Poll::Ready(None);
+        }
+        match state.waiters.get(&self.key) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => {
+                state.waiters.insert(self.key, cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+
+    fn end(&mut self, state: &mut State) {
+        if !self.ended {
+            self.ended = true;
+            state.waiters.remove(&self.key);
+            state.subscribers = state.subscribers.saturating_sub(1);
         }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if !self.ended {
-            self.hub.unsubscribe(self.key);
-        }
+        let shared = Arc::clone(&self.hub.shared);
+        let mut state = shared.state();
+        self.end(&mut state);
     }
 }
 
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("replay", &self.replay.len())
+            .field("cursor", &self.cursor)
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }

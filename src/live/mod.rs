@@ -91,9 +91,12 @@
 //!
 //! # Bounds
 //!
-//! Publishing takes one short lock, appends to the replay buffer and `try_send`s to each
-//! allowed client's bounded queue ([`LiveHubBuilder::client_queue`], 256): it never waits. A
-//! client whose queue is full is sent `resync` and disconnected, and reconnects to reload its
+//! Publishing takes one short lock and appends the frame to one ring, whatever the number of
+//! clients: it never waits, and it wakes one task, which wakes the parked clients. The ring is
+//! the replay buffer and every client's bounded queue at once: each client reads it through
+//! its own cursor and [`Access`], and a client more than [`LiveHubBuilder::client_queue`]
+//! frames behind (256) is sent `resync` and disconnected when it next reads; it reconnects to
+//! reload its
 //! state. Frames are rendered to JSON once, off the webhook path, when the first client needs
 //! them. Heartbeats every 15 s ([`LiveEndpoints::heartbeat`]): an SSE comment, a WebSocket
 //! ping; a WebSocket client silent for three heartbeats, or not taking a message for two, is
