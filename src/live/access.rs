@@ -117,7 +117,7 @@ impl fmt::Debug for Access {
 ///
 /// impl Authorize for Sessions {
 ///     async fn authorize(&self, request: &http::request::Parts) -> Option<Access> {
-///         let cookie = request.headers().get(http::header::COOKIE)?.to_str().ok()?;
+///         let cookie = request.headers.get(http::header::COOKIE)?.to_str().ok()?;
 ///         // … look the session up, then:
 ///         let account = cookie.strip_prefix("session=")?;
 ///         Some(Access::accounts([account]).subscriber(account))

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod footprint;
 mod hub;
 mod server;
 mod stream;
