@@ -42,6 +42,8 @@
 //! - `queue` (feature `queue`): answer at once and run handlers in workers, with retries and
 //!   dead letters;
 //! - `testing` (feature `testing`): signed deliveries for your own handlers' tests;
+//! - `live` (feature `live`): a WebSocket and SSE stream of handled events for a live inbox
+//!   page;
 //! - `client` (feature `client`): register your endpoint with Vobiz and rotate its secret;
 //! - `meta` (feature `meta`): receive WhatsApp Cloud API webhooks straight from Meta (the
 //!   handshake, `X-Hub-Signature-256`, one event per item exactly once) into the same handlers;
@@ -61,6 +63,7 @@
 //! | `meta` | | `meta::MetaWebhookLayer`, `meta::MetaHandshake`: Meta's own webhooks, one event per item |
 //! | `cli` | | the `vobiz` binary: trigger sample events (also as Meta's POSTs), sign, verify, `meta-handshake` (implies `testing` and `meta`) |
 //! | `metrics` | | counters and histograms through the `metrics` facade (see below) |
+//! | `live` | | `live::LiveHub`: handled events over WebSocket and SSE for inbox UIs (pulls in `axum` with `ws`) |
 //!
 //! # Observing it
 //!
@@ -160,6 +163,8 @@ pub mod extract;
 mod future;
 pub mod headers;
 mod layer;
+#[cfg(feature = "live")]
+pub mod live;
 #[cfg(feature = "meta")]
 pub mod meta;
 mod observe;
