@@ -25,7 +25,7 @@ fn binary(name: &str) -> Option<String> {
         .find(|path| Command::new(path).arg("--version").output().is_ok())
 }
 
-/// A loopback port that binds now (the kernel's pick).
+/// A loopback port that binds now, outside the kernel's ephemeral range.
 fn port() -> u16 {
     super::free_port()
 }

@@ -11,6 +11,7 @@ pub mod counting_store;
 pub mod proxy;
 pub mod redis;
 
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -120,12 +121,39 @@ pub fn signed_event(body: impl Into<Bytes>) -> TestEvent {
 
 // ---- measuring ----
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port for a server a test starts itself (`redis-server`, the example server).
+///
+/// Chosen at random *below* the kernel's ephemeral range and checked by binding: a port the
+/// kernel hands out (to another test's `bind(0)` or to an outgoing connection) can never be
+/// the one we picked between our check and the server's own bind, which is how a test once
+/// reached another test's HTTP server instead of its `redis-server`.
 pub fn free_port() -> u16 {
-    match TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()) {
-        Ok(address) => address.port(),
-        Err(error) => panic!("no free port: {error}"),
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let low = ephemeral_low().min(32_768);
+    let base = 10_000u16;
+    let span = u64::from(low.saturating_sub(base).max(1));
+    for attempt in 0..1_000u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        (
+            std::process::id(),
+            CALLS.fetch_add(1, Ordering::Relaxed),
+            attempt,
+        )
+            .hash(&mut hasher);
+        let port = base + (hasher.finish() % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
+    panic!("no free loopback port below the ephemeral range")
+}
+
+/// The first port of the kernel's ephemeral range (Linux), 32768 when unknown.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// The p-th percentile (0..=100, nearest rank) of `samples`, sorting them; zero when empty.

@@ -113,22 +113,23 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers; `None` (a loud skip, a failure under `CI=true`)
-    /// when `redis-server` is not installed or does not start.
+    /// Starts one and waits until it answers;`None` (a loud skip, a failure under `CI=true`)
+    /// when `redis-server` is not installed or does not start (on any of a few ports).
     pub fn start() -> Option<Self> {
-        let mut server = Self {
-            port: super::free_port(),
-            child: None,
-        };
-        if server.restart() {
-            Some(server)
-        } else {
-            super::skip_or_fail(
-                "a private redis-server",
-                &"not installed or not starting (apt-get install redis-server)",
-            );
-            None
+        for _ in 0..5 {
+            let mut server = Self {
+                port: super::free_port(),
+                child: None,
+            };
+            if server.restart() {
+                return Some(server);
+            }
         }
+        super::skip_or_fail(
+            "a private redis-server",
+            &"not installed or not starting (apt-get install redis-server)",
+        );
+        None
     }
 
     pub fn url(&self) -> String {
@@ -139,8 +140,24 @@ impl RedisServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// (Re)starts the server on its port, empty (no persistence). Waits until it answers.
+    /// (Re)starts the server on its port, empty (no persistence). True once *our* server
+    /// answers: it said "Ready to accept connections", is still running, and answers `PING`
+    /// on the port (not some other process that took the port meanwhile). A restart retries
+    /// for a few seconds while the port is still held.
     pub fn restart(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.start_once() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn start_once(&mut self) -> bool {
         self.stop();
         let binary = ["/usr/bin/redis-server", "redis-server"]
             .into_iter()
@@ -161,28 +178,45 @@ impl RedisServer {
         };
         let stdout = child.stdout.take();
         self.child = Some(child);
-        // Wait for "Ready to accept connections".
-        if let Some(stdout) = stdout {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let mut lines = BufReader::new(stdout).lines();
-            while Instant::now() < deadline {
-                match lines.next() {
-                    Some(Ok(line)) if line.contains("Ready to accept") => break,
-                    Some(Ok(_)) => continue,
-                    _ => break,
-                }
+        let Some(stdout) = stdout else {
+            return false;
+        };
+        // "Ready to accept connections", or the end of its output (it could not bind: exited).
+        let mut ready = false;
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if line.contains("Ready to accept") {
+                ready = true;
+                break;
             }
-            // Keep draining so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.addr()).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let running = self
+            .child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)));
+        if ready && running && self.answers_ping() {
+            true
+        } else {
+            self.stop();
+            false
         }
-        false
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) =
+            std::net::TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2))
+        else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut answer = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG\r\n"
     }
 
     /// Kills the server (SIGKILL: no goodbye, no persistence) and waits for it.
