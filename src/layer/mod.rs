@@ -9,6 +9,7 @@ pub(crate) mod body;
 pub(crate) mod budget;
 mod content;
 mod future;
+pub(crate) mod intake;
 mod service;
 mod verify;
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 use axum_core::response::Response;
 use tower_layer::Layer;
 
-use crate::claim::{Dedup, Terms};
+use crate::claim::Dedup;
 use crate::dedup::{DedupStore, MemoryStore};
 use crate::observe::Metrics;
 use crate::rejection::Rejection;
@@ -28,6 +29,7 @@ use crate::signature::{EmptySecret, Secret, Secrets, Verifier};
 
 use self::budget::Budget;
 pub use self::future::ResponseFuture;
+use self::intake::Intake;
 pub use self::service::VobizWebhook;
 use self::verify::Freshness;
 
@@ -135,17 +137,10 @@ impl<D> Clone for VobizWebhookLayer<D> {
 
 #[derive(Clone)]
 struct Config {
-    /// A live handle: shared with every clone of the layer and with whoever rotates them.
-    secrets: Secrets,
-    body_limit: usize,
-    body_timeout: Duration,
-    /// Shared by every clone of the layer (the budget is behind an `Arc`).
-    body_budget: Option<Budget>,
+    /// Secrets and the bounds of receiving, as the Meta layer has them too.
+    intake: Intake,
     freshness: Option<Freshness>,
     on_rejection: Option<RejectionHandler>,
-    /// Lease, TTL and store timeout: what the claim module needs of the configuration.
-    claim: Terms,
-    retry_after: Duration,
     fail_open: bool,
     /// Also claim the content keys of the payload's items.
     dedup_on_content: bool,
@@ -197,18 +192,9 @@ impl VobizWebhookLayer<MemoryStore> {
     pub fn from_secrets(secrets: Secrets) -> Self {
         Self {
             config: Arc::new(Config {
-                secrets,
-                body_limit: DEFAULT_BODY_LIMIT,
-                body_timeout: DEFAULT_BODY_TIMEOUT,
-                body_budget: Some(Budget::new(DEFAULT_BODY_BUDGET)),
+                intake: Intake::new(secrets),
                 freshness: None,
                 on_rejection: None,
-                claim: Terms {
-                    lease: DEFAULT_LEASE,
-                    ttl: DEFAULT_TTL,
-                    store_timeout: DEFAULT_STORE_TIMEOUT,
-                },
-                retry_after: DEFAULT_RETRY_AFTER,
                 fail_open: false,
                 dedup_on_content: false,
                 metrics: Metrics::register(),
@@ -251,7 +237,7 @@ impl<D> VobizWebhookLayer<D> {
     ///
     /// [`EmptySecret`] when `secret` is empty.
     pub fn try_secret(self, secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
-        match self.config.secrets.add(secret) {
+        match self.config.intake.secrets.add(secret) {
             Ok(()) => Ok(self),
             Err(_) => Err(EmptySecret),
         }
@@ -260,7 +246,7 @@ impl<D> VobizWebhookLayer<D> {
     /// The largest body accepted, in bytes (default [`DEFAULT_BODY_LIMIT`], 4 MiB).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.config_mut().body_limit = bytes;
+        self.config_mut().intake.body_limit = bytes;
         self
     }
 
@@ -270,7 +256,7 @@ impl<D> VobizWebhookLayer<D> {
     /// complete when the layer first looks (a webhook's usually is) makes no timer.
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.config_mut().body_timeout = timeout;
+        self.config_mut().intake.body_timeout = timeout;
         self
     }
 
@@ -290,7 +276,7 @@ impl<D> VobizWebhookLayer<D> {
     /// the layer a budget of its own, shared by the clones made after it.
     #[must_use]
     pub fn body_budget(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.config_mut().body_budget = bytes.into().map(Budget::new);
+        self.config_mut().intake.body_budget = bytes.into().map(Budget::new);
         self
     }
 
@@ -323,7 +309,7 @@ impl<D> VobizWebhookLayer<D> {
     /// retry that claims the expired id. Work the handler spawned itself is not cancelled.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.config_mut().claim.lease = lease;
+        self.config_mut().intake.claim.lease = lease;
         self
     }
 
@@ -331,7 +317,7 @@ impl<D> VobizWebhookLayer<D> {
     /// after the TTL runs the handler again.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config_mut().claim.ttl = ttl;
+        self.config_mut().intake.claim.ttl = ttl;
         self
     }
 
@@ -339,7 +325,7 @@ impl<D> VobizWebhookLayer<D> {
     /// before the delivery is answered 503.
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.config_mut().claim.store_timeout = timeout;
+        self.config_mut().intake.claim.store_timeout = timeout;
         self
     }
 
@@ -347,7 +333,7 @@ impl<D> VobizWebhookLayer<D> {
     /// (default [`DEFAULT_RETRY_AFTER`], 5 s; rounded up to whole seconds).
     #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.config_mut().retry_after = delay;
+        self.config_mut().intake.retry_after = delay;
         self
     }
 
@@ -442,18 +428,23 @@ impl<D> VobizWebhookLayer<D> {
 impl<D> fmt::Debug for VobizWebhookLayer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhookLayer")
-            .field("secrets", &self.config.secrets.len())
-            .field("body_limit", &self.config.body_limit)
+            .field("secrets", &self.config.intake.secrets.len())
+            .field("body_limit", &self.config.intake.body_limit)
             .field(
                 "body_budget",
-                &self.config.body_budget.as_ref().map(Budget::capacity),
+                &self
+                    .config
+                    .intake
+                    .body_budget
+                    .as_ref()
+                    .map(Budget::capacity),
             )
             .field("freshness", &self.config.freshness)
             .field("custom_rejections", &self.config.on_rejection.is_some())
             .field("store", &std::any::type_name::<D>())
-            .field("lease", &self.config.claim.lease)
-            .field("ttl", &self.config.claim.ttl)
-            .field("store_timeout", &self.config.claim.store_timeout)
+            .field("lease", &self.config.intake.claim.lease)
+            .field("ttl", &self.config.intake.claim.ttl)
+            .field("store_timeout", &self.config.intake.claim.store_timeout)
             .field("fail_open", &self.config.fail_open)
             .field("dedup_on_content", &self.config.dedup_on_content)
             .finish()

@@ -14,7 +14,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::body::read_body;
 use super::budget::Reservation;
 use super::content::{claim_content, ContentClaim};
 use super::future::ResponseFuture;
@@ -113,7 +112,7 @@ impl<S: fmt::Debug, D> fmt::Debug for VobizWebhook<S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VobizWebhook")
             .field("inner", &self.inner)
-            .field("secrets", &self.config.secrets.len())
+            .field("secrets", &self.config.intake.secrets.len())
             .finish()
     }
 }
@@ -153,30 +152,13 @@ where
         };
 
         // Step 1: refuse cheaply, before a byte of the body is read.
-        let checked = match check_headers(request.headers(), config.body_limit) {
+        let checked = match check_headers(request.headers(), config.intake.body_limit) {
             Ok(checked) => checked,
             Err(rejection) => return refuse(rejection),
         };
-        // Room for the body among all those not yet verified; refused at once when there is
-        // none, while the sender can still be told to come back. The body's own bound (hyper
-        // knows it from `Content-Length`, and that an empty body is empty) before the header's;
-        // a body of unknown length may grow to the limit.
-        let reservation = match &config.body_budget {
-            None => None,
-            Some(budget) => {
-                let upper = http_body::Body::size_hint(request.body()).upper();
-                let size = upper
-                    .and_then(|upper| usize::try_from(upper).ok())
-                    .or(checked.declared)
-                    .map_or(config.body_limit, |size| size.min(config.body_limit));
-                match budget.try_reserve(size) {
-                    Some(reservation) => Some(reservation),
-                    None => {
-                        let retry_after = retry_after_secs(config.retry_after);
-                        return refuse(Rejection::BodyBudgetExhausted { retry_after });
-                    }
-                }
-            }
+        let reservation = match config.intake.reserve(request.body(), checked.declared) {
+            Ok(reservation) => reservation,
+            Err(rejection) => return refuse(rejection),
         };
         let dedup = self.dedup.clone();
         let handling = handle(inner, config, dedup, request, checked.tag, reservation);
@@ -222,13 +204,13 @@ where
 {
     let (mut parts, body) = request.into_parts();
     // Step 2: buffer within the limit.
-    let body = match read_body(body, config.body_limit, config.body_timeout).await {
+    let body = match config.intake.read(body).await {
         Ok(body) => body,
         Err(rejection) => return Ok(reject(&config, rejection)),
     };
     // Steps 3–5: verify, read the envelope, check freshness.
     let verified = verify(
-        &config.secrets.load(),
+        &config.intake.secrets.load(),
         config.freshness,
         &parts.headers,
         &tag,
@@ -252,13 +234,13 @@ where
     // Kept for the content keys only when they are wanted: no reference counting otherwise.
     let content_dedup = config.dedup_on_content.then(|| dedup.clone());
     let now = tokio::time::Instant::now();
-    let claimed = dedup.claim(key, config.claim, now).await;
+    let claimed = dedup.claim(key, config.intake.claim, now).await;
     let claimed_at = config.metrics.store_time(observe::Started::at(now));
     let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => Some(lease),
         Ok(Claimed::Done) => return Ok(duplicate(&config, &verified)),
         Ok(Claimed::InFlight) => {
-            let retry_after = retry_after_secs(config.retry_after);
+            let retry_after = retry_after_secs(config.intake.retry_after);
             return Ok(reject(&config, Rejection::InFlight { retry_after }));
         }
         Err(error) if config.fail_open => {
@@ -270,7 +252,7 @@ where
             None
         }
         Err(error) => {
-            let retry_after = retry_after_secs(config.retry_after);
+            let retry_after = retry_after_secs(config.intake.retry_after);
             let rejection = Rejection::StoreUnavailable {
                 error: Arc::new(error),
                 retry_after,
@@ -282,7 +264,7 @@ where
     // Step 6b (opt-in): the payload's content keys, so one update under two ids runs once.
     let mut content = Vec::new();
     if let (Some(dedup), Some(_)) = (&content_dedup, &lease) {
-        match claim_content(dedup, config.claim, verified.payload_json()).await {
+        match claim_content(dedup, config.intake.claim, verified.payload_json()).await {
             Ok(ContentClaim::Run(leases)) => content = leases,
             Ok(ContentClaim::Done) => {
                 // Done under another id: this id is done too.
@@ -293,7 +275,7 @@ where
             }
             // The claims dropped here (this id's and any content key's) release themselves.
             Ok(ContentClaim::InFlight) => {
-                let retry_after = retry_after_secs(config.retry_after);
+                let retry_after = retry_after_secs(config.intake.retry_after);
                 return Ok(reject(&config, Rejection::InFlight { retry_after }));
             }
             Err(error) if config.fail_open => {
@@ -304,7 +286,7 @@ where
                 );
             }
             Err(error) => {
-                let retry_after = retry_after_secs(config.retry_after);
+                let retry_after = retry_after_secs(config.intake.retry_after);
                 let rejection = Rejection::StoreUnavailable {
                     error: Arc::new(error),
                     retry_after,
@@ -343,8 +325,8 @@ where
                 lease.expire();
             }
             let rejection = Rejection::LeaseExpired {
-                lease: config.claim.lease,
-                retry_after: retry_after_secs(config.retry_after),
+                lease: config.intake.claim.lease,
+                retry_after: retry_after_secs(config.intake.retry_after),
             };
             return Ok(reject(&config, rejection));
         }

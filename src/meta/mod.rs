@@ -110,13 +110,10 @@ use std::time::Duration;
 use axum_core::response::Response;
 use tower_layer::Layer;
 
-use crate::claim::{Dedup, Terms};
+use crate::claim::Dedup;
 use crate::dedup::{DedupStore, MemoryStore};
 use crate::layer::budget::Budget;
-use crate::layer::{
-    DEFAULT_BODY_BUDGET, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_LEASE,
-    DEFAULT_RETRY_AFTER, DEFAULT_STORE_TIMEOUT, DEFAULT_TTL,
-};
+use crate::layer::intake::Intake;
 use crate::observe::MetaMetrics;
 use crate::signature::{EmptySecret, Secret, Secrets, Verifier};
 
@@ -176,13 +173,9 @@ struct ReplayWindow {
 
 #[derive(Clone)]
 struct Config {
-    secrets: Secrets,
-    body_limit: usize,
-    body_timeout: Duration,
-    body_budget: Option<Budget>,
+    /// Secrets and the bounds of receiving, as the Vobiz layer has them.
+    intake: Intake,
     replay: Option<ReplayWindow>,
-    claim: Terms,
-    retry_after: Duration,
     on_rejection: Option<RejectionHandler>,
     metrics: MetaMetrics,
 }
@@ -228,17 +221,8 @@ impl MetaWebhookLayer<MemoryStore> {
     pub fn from_secrets(secrets: Secrets) -> Self {
         Self {
             config: Arc::new(Config {
-                secrets,
-                body_limit: DEFAULT_BODY_LIMIT,
-                body_timeout: DEFAULT_BODY_TIMEOUT,
-                body_budget: Some(Budget::new(DEFAULT_BODY_BUDGET)),
+                intake: Intake::new(secrets),
                 replay: None,
-                claim: Terms {
-                    lease: DEFAULT_LEASE,
-                    ttl: DEFAULT_TTL,
-                    store_timeout: DEFAULT_STORE_TIMEOUT,
-                },
-                retry_after: DEFAULT_RETRY_AFTER,
                 on_rejection: None,
                 metrics: MetaMetrics::register(),
             }),
@@ -275,7 +259,7 @@ impl<D> MetaWebhookLayer<D> {
     ///
     /// [`EmptySecret`] when `app_secret` is empty.
     pub fn try_secret(self, app_secret: impl AsRef<[u8]>) -> Result<Self, EmptySecret> {
-        match self.config.secrets.add(app_secret) {
+        match self.config.intake.secrets.add(app_secret) {
             Ok(()) => Ok(self),
             Err(_) => Err(EmptySecret),
         }
@@ -285,14 +269,14 @@ impl<D> MetaWebhookLayer<D> {
     /// 4 MiB; Meta's payloads reach 3 MB).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.config_mut().body_limit = bytes;
+        self.config_mut().intake.body_limit = bytes;
         self
     }
 
     /// How long the body may take to arrive after the headers (default 30 s), else 408.
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.config_mut().body_timeout = timeout;
+        self.config_mut().intake.body_timeout = timeout;
         self
     }
 
@@ -301,7 +285,7 @@ impl<D> MetaWebhookLayer<D> {
     /// [`VobizWebhookLayer::body_budget`](crate::VobizWebhookLayer::body_budget).
     #[must_use]
     pub fn body_budget(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.config_mut().body_budget = bytes.into().map(Budget::new);
+        self.config_mut().intake.body_budget = bytes.into().map(Budget::new);
         self
     }
 
@@ -328,7 +312,7 @@ impl<D> MetaWebhookLayer<D> {
     /// cancelled and the POST answered 503.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.config_mut().claim.lease = lease;
+        self.config_mut().intake.claim.lease = lease;
         self
     }
 
@@ -337,21 +321,21 @@ impl<D> MetaWebhookLayer<D> {
     /// endpoint may be down for longer than a day.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config_mut().claim.ttl = ttl;
+        self.config_mut().intake.claim.ttl = ttl;
         self
     }
 
     /// How long the store may take per operation (default 2 s) before the POST is answered 503.
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.config_mut().claim.store_timeout = timeout;
+        self.config_mut().intake.claim.store_timeout = timeout;
         self
     }
 
     /// The `Retry-After` of 409 and 503 answers (default 5 s).
     #[must_use]
     pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.config_mut().retry_after = delay;
+        self.config_mut().intake.retry_after = delay;
         self
     }
 
@@ -376,12 +360,12 @@ impl<D> MetaWebhookLayer<D> {
 impl<D> fmt::Debug for MetaWebhookLayer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetaWebhookLayer")
-            .field("secrets", &self.config.secrets.len())
-            .field("body_limit", &self.config.body_limit)
+            .field("secrets", &self.config.intake.secrets.len())
+            .field("body_limit", &self.config.intake.body_limit)
             .field("replay_window", &self.config.replay)
             .field("store", &std::any::type_name::<D>())
-            .field("lease", &self.config.claim.lease)
-            .field("ttl", &self.config.claim.ttl)
+            .field("lease", &self.config.intake.claim.lease)
+            .field("ttl", &self.config.intake.claim.ttl)
             .finish_non_exhaustive()
     }
 }

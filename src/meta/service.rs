@@ -22,7 +22,6 @@ use crate::claim::{within_lease, Claimed, Dedup, LeaseExpired};
 use crate::content::{json_string, Item};
 use crate::dedup::{DedupStore, EventKey, MemoryStore};
 use crate::future::{BoxError, ReadyOrBoxed};
-use crate::layer::body::read_body;
 use crate::layer::budget::Reservation;
 use crate::observe::{self, ItemOutcome};
 use crate::rejection::Rejection;
@@ -71,7 +70,7 @@ impl<S: fmt::Debug, D> fmt::Debug for MetaWebhook<S, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetaWebhook")
             .field("inner", &self.inner)
-            .field("secrets", &self.config.secrets.len())
+            .field("secrets", &self.config.intake.secrets.len())
             .finish()
     }
 }
@@ -121,26 +120,13 @@ where
             inner: ReadyOrBoxed::ready(Ok(reject(&config, rejection))),
         };
         // Refused from the headers alone, before a byte of the body is read.
-        let checked = match check_headers(request.headers(), config.body_limit) {
+        let checked = match check_headers(request.headers(), config.intake.body_limit) {
             Ok(checked) => checked,
             Err(rejection) => return refuse(rejection),
         };
-        let reservation = match &config.body_budget {
-            None => None,
-            Some(budget) => {
-                let upper = http_body::Body::size_hint(request.body()).upper();
-                let size = upper
-                    .and_then(|upper| usize::try_from(upper).ok())
-                    .or(checked.declared)
-                    .map_or(config.body_limit, |size| size.min(config.body_limit));
-                match budget.try_reserve(size) {
-                    Some(reservation) => Some(reservation),
-                    None => {
-                        let retry_after = retry_after_secs(config.retry_after);
-                        return refuse(Rejection::BodyBudgetExhausted { retry_after }.into());
-                    }
-                }
-            }
+        let reservation = match config.intake.reserve(request.body(), checked.declared) {
+            Ok(reservation) => reservation,
+            Err(rejection) => return refuse(rejection.into()),
         };
         // Each item calls a clone readied for it; the one readied for this call is not needed.
         let inner = self.inner.clone();
@@ -186,11 +172,11 @@ where
     ResBody::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body, config.body_limit, config.body_timeout).await {
+    let body = match config.intake.read(body).await {
         Ok(body) => body,
         Err(rejection) => return Ok(reject(&config, rejection.into())),
     };
-    let items = verify(&config.secrets.load(), &tag, &body);
+    let items = verify(&config.intake.secrets.load(), &tag, &body);
     // Checked, verified or not: the body no longer counts against the budget.
     drop(reservation);
     let items = match items {
@@ -237,7 +223,7 @@ where
         Tally {
             in_flight: true, ..
         } => {
-            let retry_after = retry_after_secs(config.retry_after);
+            let retry_after = retry_after_secs(config.intake.retry_after);
             Ok(reject(&config, Rejection::InFlight { retry_after }.into()))
         }
         _ => {
@@ -275,7 +261,7 @@ async fn run_item<S, D, ResBody>(
 {
     let key = EventKey::from_event_id(&item.key);
     let now = tokio::time::Instant::now();
-    let claimed = dedup.clone().claim(key, config.claim, now).await;
+    let claimed = dedup.clone().claim(key, config.intake.claim, now).await;
     config.metrics.store_time(observe::Started::at(now));
     let lease = match claimed {
         Ok(Claimed::Fresh(lease)) => lease,
@@ -297,7 +283,7 @@ async fn run_item<S, D, ResBody>(
                 .unavailable
                 .get_or_insert(Rejection::StoreUnavailable {
                     error: Arc::new(error),
-                    retry_after: retry_after_secs(config.retry_after),
+                    retry_after: retry_after_secs(config.intake.retry_after),
                 });
             return;
         }
@@ -340,8 +326,8 @@ async fn run_item<S, D, ResBody>(
             lease.expire();
             config.metrics.item(ItemOutcome::Unavailable);
             tally.unavailable.get_or_insert(Rejection::LeaseExpired {
-                lease: config.claim.lease,
-                retry_after: retry_after_secs(config.retry_after),
+                lease: config.intake.claim.lease,
+                retry_after: retry_after_secs(config.intake.retry_after),
             });
         }
     }

@@ -11,7 +11,7 @@ pub mod counting_store;
 pub mod proxy;
 pub mod redis;
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -133,14 +133,12 @@ pub fn free_port() -> u16 {
     let base = 10_000u16;
     let span = u64::from(low.saturating_sub(base).max(1));
     for attempt in 0..1_000u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        (
+        let draw = std::collections::hash_map::RandomState::new().hash_one((
             std::process::id(),
             CALLS.fetch_add(1, Ordering::Relaxed),
             attempt,
-        )
-            .hash(&mut hasher);
-        let port = base + (hasher.finish() % span) as u16;
+        ));
+        let port = base + (draw % span) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
