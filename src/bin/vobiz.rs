@@ -481,65 +481,67 @@ fn trigger(args: &TriggerArgs) -> Result<ExitCode, Failure> {
     let secret = args.secret.get()?;
     let url = check_url(&args.url, args.allow_http)?;
     let event = build_event(args)?;
+    let body = event.body_bytes();
+    let headers = event.headers_for(secret, &body);
+    let what = format!("{} event_id={}", event.event_type(), event.id());
+    post_repeatedly(args, url, &headers, &body, &what)
+}
+
+/// POSTs `body` with `headers` to `url` `--repeat` times, printing each request (`what` it
+/// carries) and each answer; fails when any answer is not 2xx. The Vobiz and the Meta trigger's
+/// shared last step.
+fn post_repeatedly(
+    args: &TriggerArgs,
+    url: Url,
+    headers: &reqwest::header::HeaderMap,
+    body: &bytes::Bytes,
+    what: &str,
+) -> Result<ExitCode, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))?;
-    runtime.block_on(send_all(args, secret, url, &event))
-}
-
-async fn send_all(
-    args: &TriggerArgs,
-    secret: &str,
-    url: Url,
-    event: &TestEvent,
-) -> Result<ExitCode, Failure> {
-    let timeout = Duration::from_secs(args.timeout);
-    let client = client(timeout)?;
-    let body = event.body_bytes();
-    let headers = event.headers_for(secret, &body);
-    let mut all_ok = true;
-    for attempt in 1..=args.repeat {
-        let prefix = if args.repeat > 1 {
-            format!("[{attempt}/{}] ", args.repeat)
+    runtime.block_on(async {
+        let timeout = Duration::from_secs(args.timeout);
+        let client = client(timeout)?;
+        let mut all_ok = true;
+        for attempt in 1..=args.repeat {
+            let prefix = if args.repeat > 1 {
+                format!("[{attempt}/{}] ", args.repeat)
+            } else {
+                String::new()
+            };
+            println!("{prefix}POST {url} {what} ({} bytes)", body.len());
+            let response = client
+                .post(url.clone())
+                .headers(headers.clone())
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|err| send_error(&url, timeout, &err))?;
+            let status = response.status();
+            all_ok &= status.is_success();
+            let duplicate = response
+                .headers()
+                .get(X_VOBIZ_DUPLICATE)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+            let text = response
+                .text()
+                .await
+                .map_err(|err| send_error(&url, timeout, &err))?;
+            println!("{prefix}{status}");
+            if let Some(duplicate) = duplicate {
+                println!("{prefix}x-vobiz-duplicate: {duplicate}");
+            }
+            if !text.is_empty() {
+                println!("{prefix}{}", text.trim_end());
+            }
+        }
+        Ok(if all_ok {
+            ExitCode::SUCCESS
         } else {
-            String::new()
-        };
-        println!(
-            "{prefix}POST {url} {} event_id={} ({} bytes)",
-            event.event_type(),
-            event.id(),
-            body.len()
-        );
-        let response = client
-            .post(url.clone())
-            .headers(headers.clone())
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|err| send_error(&url, timeout, &err))?;
-        let status = response.status();
-        all_ok &= status.is_success();
-        let duplicate = response
-            .headers()
-            .get(X_VOBIZ_DUPLICATE)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let text = response
-            .text()
-            .await
-            .map_err(|err| send_error(&url, timeout, &err))?;
-        println!("{prefix}{status}");
-        if let Some(duplicate) = duplicate {
-            println!("{prefix}x-vobiz-duplicate: {duplicate}");
-        }
-        if !text.is_empty() {
-            println!("{prefix}{}", text.trim_end());
-        }
-    }
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+            ExitCode::FAILURE
+        })
     })
 }
 

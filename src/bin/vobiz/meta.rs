@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Args;
 use vobiz_webhooks::testing::{MetaPost, TestEvent};
 
-use super::{build_event, check_url, client, send_error, Failure, Status, TriggerArgs};
+use super::{
+    build_event, check_url, client, post_repeatedly, send_error, Failure, Status, TriggerArgs,
+};
 
 #[derive(Args)]
 pub(crate) struct HandshakeArgs {
@@ -64,52 +66,14 @@ pub(crate) fn trigger(args: &TriggerArgs) -> Result<ExitCode, Failure> {
     if args.no_signature {
         post = post.without_signature();
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))?;
-    runtime.block_on(async {
-        let timeout = Duration::from_secs(args.timeout);
-        let client = client(timeout)?;
-        let body = post.body_bytes();
-        let headers = post.headers_for(app_secret);
-        let mut all_ok = true;
-        for attempt in 1..=args.repeat {
-            let prefix = if args.repeat > 1 {
-                format!("[{attempt}/{}] ", args.repeat)
-            } else {
-                String::new()
-            };
-            println!(
-                "{prefix}POST {url} meta notification, {} item(s) of {} ({} bytes)",
-                args.batch,
-                events.first().map_or("?", TestEvent::event_type),
-                body.len()
-            );
-            let response = client
-                .post(url.clone())
-                .headers(headers.clone())
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|err| send_error(&url, timeout, &err))?;
-            let status = response.status();
-            all_ok &= status.is_success();
-            let text = response
-                .text()
-                .await
-                .map_err(|err| send_error(&url, timeout, &err))?;
-            println!("{prefix}{status}");
-            if !text.is_empty() {
-                println!("{prefix}{}", text.trim_end());
-            }
-        }
-        Ok(if all_ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
-    })
+    let body = post.body_bytes();
+    let headers = post.headers_for(app_secret);
+    let what = format!(
+        "meta notification, {} item(s) of {}",
+        args.batch,
+        events.first().map_or("?", TestEvent::event_type)
+    );
+    post_repeatedly(args, url, &headers, &body, &what)
 }
 
 /// `meta-handshake`: what the endpoint answers Meta's verification GET.
