@@ -7,6 +7,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use serde_json::{json, Value};
 
+use super::test_event::SignatureHeader;
 use super::{Fixture, TestEvent};
 use crate::meta::{sign, X_HUB_SIGNATURE_256};
 
@@ -57,17 +58,9 @@ pub const DEFAULT_META_URI: &str = "/webhooks/meta";
 #[derive(Clone, Debug)]
 pub struct MetaPost {
     body: Bytes,
-    signature: Signature,
+    signature: SignatureHeader,
     uri: String,
     extra_headers: HeaderMap,
-}
-
-#[derive(Clone, Debug)]
-enum Signature {
-    Valid,
-    Broken,
-    Missing,
-    Custom(HeaderValue),
 }
 
 impl MetaPost {
@@ -76,7 +69,7 @@ impl MetaPost {
     pub fn new(body: impl Into<Bytes>) -> Self {
         Self {
             body: body.into(),
-            signature: Signature::Valid,
+            signature: SignatureHeader::Valid,
             uri: DEFAULT_META_URI.to_owned(),
             extra_headers: HeaderMap::new(),
         }
@@ -118,21 +111,21 @@ impl MetaPost {
     /// Signs with the last hex digit changed: well formed, not matching (401).
     #[must_use]
     pub fn bad_signature(mut self) -> Self {
-        self.signature = Signature::Broken;
+        self.signature = SignatureHeader::Broken;
         self
     }
 
     /// Sends no `X-Hub-Signature-256` (401).
     #[must_use]
     pub fn without_signature(mut self) -> Self {
-        self.signature = Signature::Missing;
+        self.signature = SignatureHeader::Missing;
         self
     }
 
     /// Sends `value` as `X-Hub-Signature-256`, e.g. one without `sha256=` (401).
     #[must_use]
     pub fn signature(mut self, value: HeaderValue) -> Self {
-        self.signature = Signature::Custom(value);
+        self.signature = SignatureHeader::Custom(value);
         self
     }
 
@@ -161,16 +154,7 @@ impl MetaPost {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
-        let signature = match &self.signature {
-            Signature::Valid => Some(sign(app_secret, &self.body)),
-            Signature::Broken => Some(super::test_event::broken(sign(app_secret, &self.body))),
-            Signature::Missing => None,
-            Signature::Custom(value) => {
-                headers.insert(X_HUB_SIGNATURE_256, value.clone());
-                None
-            }
-        };
-        if let Some(value) = signature.and_then(|text| HeaderValue::from_str(&text).ok()) {
+        if let Some(value) = self.signature.value(|| sign(app_secret, &self.body)) {
             headers.insert(X_HUB_SIGNATURE_256, value);
         }
         for (name, value) in &self.extra_headers {

@@ -75,11 +75,24 @@ impl Serialize for Payload {
 }
 
 #[derive(Clone, Debug)]
-enum SignatureHeader {
+pub(super) enum SignatureHeader {
     Valid,
     Broken,
     Missing,
     Custom(HeaderValue),
+}
+
+impl SignatureHeader {
+    /// The header's value for a body whose right signature `sign` makes; `None`: no header.
+    pub(super) fn value(&self, sign: impl FnOnce() -> String) -> Option<HeaderValue> {
+        let text = match self {
+            Self::Valid => sign(),
+            Self::Broken => broken(sign()),
+            Self::Missing => return None,
+            Self::Custom(value) => return Some(value.clone()),
+        };
+        Some(HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("")))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -484,14 +497,7 @@ impl TestEvent {
                 headers.insert(X_WEBHOOK_EVENT, value.clone());
             }
         }
-        let signature = match &self.signature {
-            SignatureHeader::Valid => Some(HeaderValue::from(SignatureValue(sign(secret, body)))),
-            SignatureHeader::Broken => Some(HeaderValue::from(SignatureValue(broken(sign(
-                secret, body,
-            ))))),
-            SignatureHeader::Missing => None,
-            SignatureHeader::Custom(value) => Some(value.clone()),
-        };
+        let signature = self.signature.value(|| sign(secret, body));
         if let Some(signature) = signature {
             headers.insert(X_WEBHOOK_SIGNATURE, signature);
         }
@@ -524,14 +530,6 @@ impl TestEvent {
 }
 
 /// A lowercase hex signature is always a valid header value.
-struct SignatureValue(String);
-
-impl From<SignatureValue> for HeaderValue {
-    fn from(value: SignatureValue) -> Self {
-        HeaderValue::from_str(&value.0).unwrap_or_else(|_| HeaderValue::from_static(""))
-    }
-}
-
 /// The signature with its last hex digit changed: still 64 hex digits, no longer matching.
 pub(super) fn broken(mut signature: String) -> String {
     let last = match signature.pop() {
