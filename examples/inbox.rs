@@ -46,6 +46,9 @@ use vobiz_webhooks::live::{query_param, Access, LiveEndpoints, LiveHub, LiveLaye
 use vobiz_webhooks::signature::Secrets;
 use vobiz_webhooks::{VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
+#[path = "common/shutdown.rs"]
+mod shutdown;
+
 /// The inbox page, served as is.
 const PAGE: &str = include_str!("inbox/index.html");
 
@@ -202,7 +205,7 @@ async fn main() -> ExitCode {
 /// graceful shutdown does not wait for open SSE responses.
 async fn serve(listener: tokio::net::TcpListener, app: Router, hub: LiveHub) {
     let shutdown = async move {
-        shutdown_signal().await;
+        shutdown::signal().await;
         hub.close();
     };
     if let Err(err) = axum::serve(listener, app)
@@ -211,29 +214,4 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, hub: LiveHub) {
     {
         tracing::error!(%err, "server failed");
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -40,6 +40,9 @@ use vobiz_webhooks::queue::{QueueAttempt, RedisQueue};
 use vobiz_webhooks::signature::Verifier;
 use vobiz_webhooks::{RedisStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
+#[path = "common/shutdown.rs"]
+mod shutdown;
+
 #[derive(Clone, Copy)]
 struct Slow(Duration);
 
@@ -146,13 +149,13 @@ async fn run() -> Result<(), String> {
                 .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
             tracing::info!(%addr, stream = queue.stream_key(), "queue mode: listening on POST /webhooks/vobiz");
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(shutdown::signal())
                 .await
                 .map_err(|err| format!("server failed: {err}"))?;
         }
         "worker" => {
             tracing::info!(stream = queue.stream_key(), "queue worker running");
-            shutdown_signal().await;
+            shutdown::signal().await;
         }
         other => {
             return Err(format!(
@@ -184,28 +187,5 @@ async fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

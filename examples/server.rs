@@ -64,6 +64,9 @@ use serde::Serialize;
 use vobiz_webhooks::signature::Secrets;
 use vobiz_webhooks::{DedupStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
 
+#[path = "common/shutdown.rs"]
+mod shutdown;
+
 /// How long a client may take to send the request line and headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish after the shutdown signal.
@@ -408,7 +411,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, max_connections: 
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown::signal();
     tokio::pin!(shutdown);
     loop {
         // A free slot first: at the cap, further connections wait in the kernel's backlog.
@@ -529,29 +532,4 @@ async fn reload_on_hangup(path: std::path::PathBuf, secrets: Secrets) {
     }
     #[cfg(not(unix))]
     let _ = (path, secrets);
-}
-
-/// Resolves on Ctrl-C or SIGTERM; requests in flight then finish before the server exits.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received, finishing requests in flight");
 }
