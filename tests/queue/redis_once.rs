@@ -30,6 +30,14 @@ async fn redis_addr() -> Option<SocketAddr> {
     addr.ok()
 }
 
+/// A test's own setup (prefix, layer, queue) and a proxy in front of the shared Redis whose
+/// connection the test can delay or cut; `None` after a loud skip when no Redis answers.
+async fn setup_behind_proxy(test: &str) -> Option<(Setup, Proxy)> {
+    let addr = redis_addr().await?;
+    let setup = setup(test).await?;
+    Some((setup, Proxy::start(addr).await))
+}
+
 async fn xlen(setup: &Setup) -> u64 {
     setup.queue.len().await.expect("xlen")
 }
@@ -47,13 +55,9 @@ async fn send_with(queue: &RedisQueue, layer: VobizWebhookLayer<RedisStore>, id:
 /// retry added a second entry and both entries ran the handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_xadd_landing_after_its_timeout_and_the_retry_run_the_handler_once() {
-    let Some(addr) = redis_addr().await else {
+    let Some((setup, proxy)) = setup_behind_proxy("late-xadd").await else {
         return;
     };
-    let Some(setup) = setup("late-xadd").await else {
-        return;
-    };
-    let proxy = Proxy::start(addr).await;
     let slow_queue = RedisQueue::new(&proxy.url())
         .await
         .expect("queue through the proxy")
@@ -221,13 +225,9 @@ fn overlap_handler(
 /// finished run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_entry_is_reclaimed_stops_its_handler() {
-    let Some(addr) = redis_addr().await else {
+    let Some((setup, proxy)) = setup_behind_proxy("reclaimed").await else {
         return;
     };
-    let Some(setup) = setup("reclaimed").await else {
-        return;
-    };
-    let proxy = Proxy::start(addr).await;
     let stalled_queue = RedisQueue::new(&proxy.url())
         .await
         .expect("queue through the proxy")
@@ -298,13 +298,9 @@ async fn a_worker_whose_entry_is_reclaimed_stops_its_handler() {
 /// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_is_not_an_attempt() {
-    let Some(addr) = redis_addr().await else {
+    let Some((setup, proxy)) = setup_behind_proxy("store-outage").await else {
         return;
     };
-    let Some(setup) = setup("store-outage").await else {
-        return;
-    };
-    let proxy = Proxy::start(addr).await;
     let cut_store = RedisStore::new(&proxy.url())
         .await
         .expect("store through the proxy")
