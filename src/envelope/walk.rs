@@ -132,6 +132,10 @@ fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
 /// The position after `byte`, which must come next after optional whitespace.
 #[inline]
 fn expect(bytes: &[u8], pos: usize, byte: u8) -> Option<usize> {
+    // Compact JSON has no whitespace here: one comparison.
+    if bytes.get(pos) == Some(&byte) {
+        return Some(pos + 1);
+    }
     let pos = skip_whitespace(bytes, pos);
     (*bytes.get(pos)? == byte).then_some(pos + 1)
 }
@@ -273,8 +277,7 @@ fn skip_digits(bytes: &[u8], mut pos: usize) -> usize {
 fn skip_value(bytes: &[u8], mut pos: usize) -> Option<usize> {
     let mut open = Nesting::default();
     loop {
-        // A value starts here.
-        pos = skip_whitespace(bytes, pos);
+        // A value starts here (whitespace is matched last, as compact JSON has none).
         match bytes.get(pos)? {
             b'"' => pos = skip_string(bytes, pos + 1)?.0,
             b'-' | b'0'..=b'9' => pos = skip_number(bytes, pos)?,
@@ -298,6 +301,10 @@ fn skip_value(bytes: &[u8], mut pos: usize) -> Option<usize> {
                 }
                 pos += 1;
             }
+            b' ' | b'\n' | b'\t' | b'\r' => {
+                pos = skip_whitespace(bytes, pos);
+                continue;
+            }
             _ => return None,
         }
         // A value ended: close what it ends, or go on after a comma.
@@ -305,7 +312,6 @@ fn skip_value(bytes: &[u8], mut pos: usize) -> Option<usize> {
             let Some(in_object) = open.innermost() else {
                 return Some(pos);
             };
-            pos = skip_whitespace(bytes, pos);
             match bytes.get(pos)? {
                 b',' => {
                     pos += 1;
@@ -322,6 +328,7 @@ fn skip_value(bytes: &[u8], mut pos: usize) -> Option<usize> {
                     pos += 1;
                     open.pop();
                 }
+                b' ' | b'\n' | b'\t' | b'\r' => pos = skip_whitespace(bytes, pos),
                 _ => return None,
             }
         }
