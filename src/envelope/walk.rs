@@ -4,7 +4,8 @@
 //! Why: `serde_json::from_str` into a struct with a `&RawValue` payload costs about 13
 //! instructions a byte of the fixture, most of it serde's generic machinery (whitespace,
 //! key dispatch, `ignore_value`) around bytes the envelope only skips. A walker that knows the
-//! envelope's shape executes less than half of that (bench/README, "A cheaper envelope").
+//! envelope's shape executes 37–38 % fewer instructions for the whole pass, pretty-printed or
+//! compact (bench/README, "A cheaper envelope").
 //!
 //! It answers `None` for every body it does not accept, and the caller then runs serde_json on
 //! the same body: errors stay serde_json's, and the rare shapes left to serde (an envelope
