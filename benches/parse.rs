@@ -1,5 +1,7 @@
 //! Envelope-only parse vs. full typed parse of a ~1.2 KiB `message.inbound` text delivery,
-//! with `serde_json::Value` of the same body as a baseline.
+//! with `serde_json::Value` of the same body as a baseline. The envelope pass is also timed
+//! with serde_json alone (as before the walker, `envelope::__from_slice_with_serde_json`), for
+//! the fixture as shipped (pretty-printed, 1,255 bytes) and compact (652 bytes).
 //!
 //! `cargo bench --bench parse -- --warm-up-time 1 --measurement-time 3`
 
@@ -7,7 +9,11 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vobiz_webhooks::envelope::__from_slice_with_serde_json;
 use vobiz_webhooks::{Envelope, EventType, VerifiedEvent, VobizEvent};
+
+#[path = "common/mod.rs"]
+mod common;
 
 const TEXT: &str = include_str!("../tests/fixtures/message.inbound/text.json");
 
@@ -26,6 +32,9 @@ fn parse(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("envelope only (Envelope::from_slice)", |b| {
         b.iter(|| Envelope::from_slice(black_box(&body)))
+    });
+    group.bench_function("envelope only, serde_json alone", |b| {
+        b.iter(|| __from_slice_with_serde_json(black_box(&body)))
     });
     group.bench_function("typed (VerifiedEvent::event)", |b| {
         b.iter(|| {
@@ -52,6 +61,17 @@ fn parse(c: &mut Criterion) {
     });
     group.bench_function("baseline serde_json::Value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))
+    });
+    group.finish();
+
+    let compact = Bytes::from(common::compact(TEXT));
+    let mut group = c.benchmark_group("message.inbound text, compact");
+    group.throughput(Throughput::Bytes(compact.len() as u64));
+    group.bench_function("envelope only (Envelope::from_slice)", |b| {
+        b.iter(|| Envelope::from_slice(black_box(&compact)))
+    });
+    group.bench_function("envelope only, serde_json alone", |b| {
+        b.iter(|| __from_slice_with_serde_json(black_box(&compact)))
     });
     group.finish();
 }

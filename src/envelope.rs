@@ -17,6 +17,8 @@ use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+mod walk;
+
 /// The kind of event a delivery carries, parsed from `event_type` (and `X-Webhook-Event`).
 ///
 /// Parsing never fails: `call.*` values Vobiz adds later are [`EventType::Call`], anything else
@@ -240,33 +242,62 @@ impl Envelope {
 }
 
 pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
-    // Validate the whole body: serde_json does not check UTF-8 inside strings it skips.
+    // Validate the whole body: the JSON checks below do not decode the strings they skip.
     let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
+    match walk::fields(text) {
+        Some(fields) => finish(fields),
+        // Not JSON, not an envelope, or a shape the walker leaves to serde: serde_json decides,
+        // and its error is the one reported.
+        None => parse_with_serde_json(text),
+    }
+}
+
+/// The envelope pass as serde_json alone does it: the walker's fallback and its reference.
+fn parse_with_serde_json(text: &str) -> Result<ParsedEnvelope, EnvelopeError> {
     let wire: WireEnvelope<'_> =
         serde_json::from_str(text).map_err(EnvelopeError::MalformedJson)?;
-    let JsonStr(event_id) = wire
-        .event_id
-        .ok_or(EnvelopeError::MissingField("event_id"))?;
-    let JsonStr(event_type) = wire
-        .event_type
-        .ok_or(EnvelopeError::MissingField("event_type"))?;
-    let occurred_at = wire
-        .occurred_at
-        .and_then(|JsonStr(value)| OffsetDateTime::parse(&value, &Rfc3339).ok());
     let payload = wire.payload.map(|raw| {
         // `raw` borrows from `text`, so its offset is a plain address difference.
         let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
         start..start + raw.get().len()
     });
+    finish(walk::Fields {
+        event_id: wire.event_id.map(|JsonStr(value)| value),
+        event_type: wire.event_type.map(|JsonStr(value)| value),
+        account_id: wire.account_id.map(|JsonStr(value)| value),
+        occurred_at: wire.occurred_at.map(|JsonStr(value)| value),
+        payload,
+    })
+}
+
+/// The envelope from its fields as read from the body (by either pass).
+fn finish(fields: walk::Fields<'_>) -> Result<ParsedEnvelope, EnvelopeError> {
+    let event_id = fields
+        .event_id
+        .ok_or(EnvelopeError::MissingField("event_id"))?;
+    let event_type = fields
+        .event_type
+        .ok_or(EnvelopeError::MissingField("event_type"))?;
+    let occurred_at = fields
+        .occurred_at
+        .and_then(|value| OffsetDateTime::parse(&value, &Rfc3339).ok());
     Ok(ParsedEnvelope {
         envelope: Envelope {
             event_id: event_id.into_owned(),
             event_type: EventType::parse(&event_type),
-            account_id: wire.account_id.map(|JsonStr(value)| value.into_owned()),
+            account_id: fields.account_id.map(Cow::into_owned),
             occurred_at,
         },
-        payload,
+        payload: fields.payload,
     })
+}
+
+/// For the benchmarks only (not public API): the envelope pass by serde_json alone, as it was
+/// before the walker, to compare the two in one run.
+#[doc(hidden)]
+pub fn __from_slice_with_serde_json(body: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
+    parse_with_serde_json(text).map(|parsed| parsed.envelope)
 }
 
 #[cfg(test)]

@@ -76,3 +76,22 @@ pub fn ready<F: Future>(future: F) -> F::Output {
         }
     }
 }
+
+/// `json` without the whitespace between its tokens (keys stay in their order, strings as
+/// written): the compact form of a pretty-printed fixture.
+pub fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c.is_ascii_whitespace() {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
+}
