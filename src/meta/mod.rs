@@ -265,7 +265,7 @@ impl<D> MetaWebhookLayer<D> {
         }
     }
 
-    /// The largest body accepted (default [`DEFAULT_BODY_LIMIT`],
+    /// The largest body accepted (default [`DEFAULT_BODY_LIMIT`](crate::DEFAULT_BODY_LIMIT),
     /// 4 MiB; Meta's payloads reach 3 MB).
     #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
