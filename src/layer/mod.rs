@@ -1,9 +1,10 @@
 //! The tower layer that verifies, bounds and parses every delivery before the handler runs.
 //!
 //! Cut by role, as tower-http cuts its middleware: this file holds the defaults and the layer (its
-//! configuration and builder); [`service`] the request's way through; [`verify`] the checks
-//! that need no I/O; [`body`] the buffering; [`future`] the response future. The claim's life
-//! (claim, lease, settle, release) is the `claim` module's.
+//! configuration and builder); [`intake`] the settings and steps it shares with the Meta layer
+//! (secrets, body bounds, the unverified-body budget); [`service`] the request's way through;
+//! [`verify`] the checks that need no I/O; [`body`] the buffering; [`future`] the response
+//! future. The claim's life (claim, lease, settle, release) is the `claim` module's.
 
 pub(crate) mod body;
 pub(crate) mod budget;
