@@ -162,6 +162,7 @@ pub mod event;
 pub mod extract;
 mod future;
 pub mod headers;
+mod json;
 mod layer;
 #[cfg(feature = "live")]
 pub mod live;
