@@ -26,17 +26,34 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-/// Implements the visitor methods that map "any other JSON type" to `None`.
-macro_rules! none_for_the_rest {
+/// Implements the visitor methods that map every scalar JSON type (and `null`) to the
+/// value's default: `None`, an empty list, zero.
+macro_rules! default_for_the_rest {
+    () => {
+        $crate::event::de::default_for_the_rest!(
+            visit_bool(bool),
+            visit_i64(i64),
+            visit_u64(u64),
+            visit_f64(f64),
+            visit_str(&str)
+        );
+    };
     ($($method:ident($ty:ty)),* $(,)?) => {
-        $(fn $method<E: de::Error>(self, _: $ty) -> Result<Self::Value, E> { Ok(None) })*
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> { Ok(None) }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> { Ok(None) }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        $(fn $method<E: serde::de::Error>(self, _: $ty) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        })*
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(self)
         }
     };
 }
+pub(super) use default_for_the_rest;
 
 /// `T` when the value is a JSON object, `None` for anything else.
 pub(crate) struct Lenient<T>(pub(crate) Option<T>);
@@ -55,13 +72,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 drain_seq(seq).map(|()| None)
             }
-            none_for_the_rest!(
-                visit_bool(bool),
-                visit_i64(i64),
-                visit_u64(u64),
-                visit_f64(f64),
-                visit_str(&str)
-            );
+            default_for_the_rest!();
         }
         d.deserialize_any(ObjVisitor(PhantomData)).map(Lenient)
     }
@@ -94,13 +105,7 @@ pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             drain_map(map).map(|()| None)
         }
-        none_for_the_rest!(
-            visit_bool(bool),
-            visit_i64(i64),
-            visit_u64(u64),
-            visit_f64(f64),
-            visit_str(&str)
-        );
+        default_for_the_rest!();
     }
     d.deserialize_any(VecVisitor(PhantomData))
         .map(Option::unwrap_or_default)

@@ -103,11 +103,11 @@ pub mod call;
 pub mod common;
 mod de;
 pub mod message;
+mod payload;
 pub mod status;
 mod string;
 
-use serde::de::{DeserializeOwned, IgnoredAny};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::envelope::EventType;
@@ -182,15 +182,15 @@ impl VobizEvent {
             .unwrap_or_else(|_| bytestring::ByteString::from_static("null"));
         match event_type {
             EventType::MessageInbound => {
-                let changes = string::sharing(&source, changes);
+                let changes = string::sharing(&source, payload::changes);
                 Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::MessageStatus => {
-                let changes = string::sharing(&source, changes);
+                let changes = string::sharing(&source, payload::changes);
                 Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::Call(name) => {
-                let changes = string::sharing(&source, changes);
+                let changes = string::sharing(&source, payload::changes);
                 Self::Call(CallEvent::new(
                     name.clone(),
                     changes,
@@ -286,10 +286,23 @@ pub struct Change<V> {
 
 /// The changes of a typed event and its raw payload, shared by the event's clones (the
 /// extractors hand out clones of the event a request parsed once).
-#[derive(Clone, Debug)]
-pub(crate) struct Changes<V> {
-    list: std::sync::Arc<[Change<V>]>,
+///
+/// One allocation holds both (the list's buffer aside), so a typed event costs two.
+#[derive(Clone)]
+pub(crate) struct Changes<V>(std::sync::Arc<Shared<V>>);
+
+struct Shared<V> {
+    list: Vec<Change<V>>,
     raw: RawPayload,
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for Changes<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("list", &self.0.list)
+            .field("raw", &self.0.raw)
+            .finish()
+    }
 }
 
 /// What every change `value` has: the business number it concerns and value-level errors.
@@ -300,19 +313,16 @@ pub(crate) trait ChangeValue {
 
 impl<V: ChangeValue> Changes<V> {
     pub(crate) fn new(list: Vec<Change<V>>, raw: RawPayload) -> Self {
-        Self {
-            list: list.into(),
-            raw,
-        }
+        Self(std::sync::Arc::new(Shared { list, raw }))
     }
 
     pub(crate) fn list(&self) -> &[Change<V>] {
-        &self.list
+        &self.0.list
     }
 
     /// Every value of every change, in order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.list.iter().map(|change| &change.value)
+        self.0.list.iter().map(|change| &change.value)
     }
 
     pub(crate) fn errors(&self) -> impl Iterator<Item = &ApiError> {
@@ -320,11 +330,12 @@ impl<V: ChangeValue> Changes<V> {
     }
 
     pub(crate) fn waba_id(&self) -> Option<&str> {
-        self.list.first()?.waba_id.as_deref()
+        self.0.list.first()?.waba_id.as_deref()
     }
 
     pub(crate) fn phone_number_id(&self) -> Option<&str> {
-        self.list
+        self.0
+            .list
             .first()?
             .value
             .metadata()?
@@ -333,33 +344,30 @@ impl<V: ChangeValue> Changes<V> {
     }
 
     pub(crate) fn raw(&self) -> &RawValue {
-        self.raw.get()
+        self.0.raw.get()
     }
 }
 
-/// A payload's bytes, shared by the clones of an event, made a [`RawValue`] on first use.
+/// A payload's bytes (shared with the delivery's body), made a [`RawValue`] on first use.
 ///
 /// Typing a payload does not need its raw form, so the pass that validates it (and the copy
 /// that a clone of the event would make) is paid only by callers of `raw_payload()`.
-#[derive(Clone)]
-pub(crate) struct RawPayload(std::sync::Arc<RawInner>);
-
-struct RawInner {
+pub(crate) struct RawPayload {
     bytes: bytes::Bytes,
     json: std::sync::OnceLock<Box<RawValue>>,
 }
 
 impl RawPayload {
     pub(crate) fn new(payload: bytes::Bytes) -> Self {
-        Self(std::sync::Arc::new(RawInner {
+        Self {
             bytes: payload,
             json: std::sync::OnceLock::new(),
-        }))
+        }
     }
 
     /// The payload as JSON; `null` when it is not JSON.
     pub(crate) fn get(&self) -> &RawValue {
-        self.0.json.get_or_init(|| raw_json(&self.0.bytes))
+        self.json.get_or_init(|| raw_json(&self.bytes))
     }
 }
 
@@ -377,117 +385,6 @@ fn raw_json(payload: &[u8]) -> Box<RawValue> {
 fn null() -> Box<RawValue> {
     // `RawValue` has no infallible constructor; `null` always parses.
     serde_json::from_str("null").unwrap_or_else(|_| unreachable!("`null` is valid JSON"))
-}
-
-/// Top-level keys of either payload form; values of the bare form are only probed.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "V: Deserialize<'de>"))]
-struct WirePayload<V> {
-    #[serde(default)]
-    object: Option<IgnoredAny>,
-    #[serde(default, deserialize_with = "de::vec")]
-    entry: Vec<WireEntry<V>>,
-    #[serde(default)]
-    messaging_product: Option<IgnoredAny>,
-    #[serde(default)]
-    metadata: Option<IgnoredAny>,
-    #[serde(default)]
-    contacts: Option<IgnoredAny>,
-    #[serde(default)]
-    messages: Option<IgnoredAny>,
-    #[serde(default)]
-    statuses: Option<IgnoredAny>,
-    #[serde(default)]
-    calls: Option<IgnoredAny>,
-    #[serde(default)]
-    errors: Option<IgnoredAny>,
-}
-
-impl<V> WirePayload<V> {
-    fn is_full(&self) -> bool {
-        self.object.is_some() || !self.entry.is_empty()
-    }
-
-    fn is_bare_value(&self) -> bool {
-        self.messaging_product.is_some()
-            || self.metadata.is_some()
-            || self.contacts.is_some()
-            || self.messages.is_some()
-            || self.statuses.is_some()
-            || self.calls.is_some()
-            || self.errors.is_some()
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "V: Deserialize<'de>"))]
-struct WireEntry<V> {
-    #[serde(default, deserialize_with = "de::string")]
-    id: Option<Str>,
-    #[serde(default, deserialize_with = "de::vec")]
-    changes: Vec<WireChange<V>>,
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "V: Deserialize<'de>"))]
-struct WireChange<V> {
-    #[serde(default, deserialize_with = "de::string")]
-    field: Option<Str>,
-    #[serde(default, deserialize_with = "de::obj")]
-    value: Option<V>,
-}
-
-/// Normalises either payload form into its changes. Never fails: anything undocumented
-/// yields no changes (the caller keeps the raw payload).
-fn changes<V: DeserializeOwned>(payload: &str) -> Vec<Change<V>> {
-    let Some(wire) = read::<WirePayload<V>>(payload) else {
-        return Vec::new();
-    };
-    if wire.is_full() {
-        let mut out = Vec::with_capacity(wire.entry.len());
-        for entry in wire.entry {
-            for change in entry.changes {
-                let Some(value) = change.value else { continue };
-                out.push(Change {
-                    waba_id: entry.id.clone(),
-                    field: change.field,
-                    value,
-                });
-            }
-        }
-        out
-    } else if wire.is_bare_value() {
-        match read::<V>(payload) {
-            Some(value) => vec![Change {
-                waba_id: None,
-                field: None,
-                value,
-            }],
-            None => Vec::new(),
-        }
-    } else {
-        Vec::new()
-    }
-}
-
-/// `T` read leniently (`None` unless `payload` is an object) by the crate's fast reader, or by
-/// serde_json where the reader refuses: the answer is serde_json's either way (see
-/// [`crate::json::reader`]).
-fn read<T: DeserializeOwned>(payload: &str) -> Option<T> {
-    #[cfg(test)]
-    if tests::SERDE_JSON_ONLY.get() {
-        return read_with_serde_json(payload)?.0;
-    }
-    crate::json::reader::from_str::<de::Lenient<T>>(payload)
-        .ok()
-        .or_else(|| read_with_serde_json(payload))?
-        .0
-}
-
-/// [`read`] by serde_json alone: the reference the fast reader is held to.
-#[cold]
-fn read_with_serde_json<T: DeserializeOwned>(payload: &str) -> Option<de::Lenient<T>> {
-    serde_json::from_str(payload).ok()
 }
 
 #[cfg(test)]

@@ -83,8 +83,8 @@ fn fixtures_type_the_same_with_the_fast_reader_as_with_serde_json() {
         assert_eq!(fast, reference, "{ty} {payload}");
         // And the fast reader did read it (a refusal would hide behind serde_json), as each
         // kind of value.
-        fn read_fast<V: DeserializeOwned>(payload: &str) -> bool {
-            crate::json::reader::from_str::<de::Lenient<WirePayload<V>>>(payload).is_ok()
+        fn read_fast<V: serde::de::DeserializeOwned>(payload: &str) -> bool {
+            crate::json::reader::from_str::<de::Lenient<payload::WirePayload<V>>>(payload).is_ok()
                 && crate::json::reader::from_str::<de::Lenient<V>>(payload).is_ok()
         }
         assert!(read_fast::<InboundValue>(payload), "{payload}");
@@ -122,4 +122,193 @@ fn mutated_payloads_type_the_same_with_the_fast_reader_as_with_serde_json() {
         typed > cases / 10 && typed < cases * 9 / 10,
         "{typed}/{cases}"
     );
+}
+
+#[test]
+fn payload_shapes_read_in_one_pass_type_as_the_derived_structs_did() {
+    let payloads = [
+        r#"{"object":"x","object":"y","entry":[]}"#,
+        r#"{"entry":[],"entry":[]}"#,
+        r#"{"entry":[{"id":"1","id":"2","changes":[{"value":{}}]}]}"#,
+        r#"{"entry":[{"changes":[],"changes":[]}]}"#,
+        r#"{"entry":[{"changes":[{"field":"a","field":"b","value":{}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{},"value":{}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[]}}],"id":"late"},{"id":7,"changes":[{"value":{}}]}]}"#,
+        r#"{"entry":[1,{"id":"x"}]}"#,
+        r#"{"entry":{"a":1}}"#,
+        r#"{"entry":null,"object":null}"#,
+        r#"{"object":null,"messages":[]}"#,
+        r#"{"entry":[{"changes":{"x":1}}]}"#,
+        r#"{"entry":[{"changes":[{"value":[1]},{"value":{}},2]}]}"#,
+        r#"{"messages":null}"#,
+        r#"{"messages":null,"messages":[]}"#,
+        r#"{"\u006fbject":"x","entry":[{"\u0069d":"1","changes":[{"v\u0061lue":{}}]}]}"#,
+        r#"[{"entry":[]}]"#,
+    ];
+    for payload in payloads {
+        for ty in [
+            EventType::MessageInbound,
+            EventType::MessageStatus,
+            EventType::parse("call.connect"),
+        ] {
+            let (fast, reference) = typed_both_ways(&ty, payload.as_bytes());
+            assert_eq!(fast, reference, "{ty} {payload}");
+        }
+    }
+    let event = VobizEvent::from_payload(&EventType::MessageInbound, payloads[6].as_bytes());
+    let ids: Vec<_> = event
+        .as_inbound()
+        .expect("inbound")
+        .changes()
+        .iter()
+        .map(|change| change.waba_id.as_deref())
+        .collect();
+    assert_eq!(ids, [Some("late"), Some("7")]);
+    let twice = VobizEvent::from_payload(&EventType::MessageInbound, payloads[2].as_bytes());
+    assert!(twice.as_inbound().expect("inbound").changes().is_empty());
+}
+
+/// The plain derived wire structs the one-pass visitors of `payload` replaced: the reference
+/// for their behaviour (duplicates, `null`, non-objects, key order).
+mod derived {
+    use serde::de::{DeserializeOwned, IgnoredAny};
+    use serde::Deserialize;
+
+    use crate::event::de;
+    use crate::event::{Change, Str};
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "V: Deserialize<'de>"))]
+    struct WirePayload<V> {
+        #[serde(default)]
+        object: Option<IgnoredAny>,
+        #[serde(default, deserialize_with = "de::vec")]
+        entry: Vec<WireEntry<V>>,
+        #[serde(default)]
+        messaging_product: Option<IgnoredAny>,
+        #[serde(default)]
+        metadata: Option<IgnoredAny>,
+        #[serde(default)]
+        contacts: Option<IgnoredAny>,
+        #[serde(default)]
+        messages: Option<IgnoredAny>,
+        #[serde(default)]
+        statuses: Option<IgnoredAny>,
+        #[serde(default)]
+        calls: Option<IgnoredAny>,
+        #[serde(default)]
+        errors: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "V: Deserialize<'de>"))]
+    struct WireEntry<V> {
+        #[serde(default, deserialize_with = "de::string")]
+        id: Option<Str>,
+        #[serde(default, deserialize_with = "de::vec")]
+        changes: Vec<WireChange<V>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "V: Deserialize<'de>"))]
+    struct WireChange<V> {
+        #[serde(default, deserialize_with = "de::string")]
+        field: Option<Str>,
+        #[serde(default, deserialize_with = "de::obj")]
+        value: Option<V>,
+    }
+
+    pub(super) fn changes<V: DeserializeOwned>(payload: &str) -> Vec<Change<V>> {
+        let Ok(de::Lenient(Some(wire))) =
+            serde_json::from_str::<de::Lenient<WirePayload<V>>>(payload)
+        else {
+            return Vec::new();
+        };
+        let bare = wire.messaging_product.is_some()
+            || wire.metadata.is_some()
+            || wire.contacts.is_some()
+            || wire.messages.is_some()
+            || wire.statuses.is_some()
+            || wire.calls.is_some()
+            || wire.errors.is_some();
+        if wire.object.is_some() || !wire.entry.is_empty() {
+            let mut out = Vec::new();
+            for entry in wire.entry {
+                for change in entry.changes {
+                    let Some(value) = change.value else { continue };
+                    out.push(Change {
+                        waba_id: entry.id.clone(),
+                        field: change.field,
+                        value,
+                    });
+                }
+            }
+            out
+        } else if bare {
+            match serde_json::from_str::<de::Lenient<V>>(payload) {
+                Ok(de::Lenient(Some(value))) => vec![Change {
+                    waba_id: None,
+                    field: None,
+                    value,
+                }],
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The changes of `payload` as the one-pass visitors read them and as the derived structs
+/// did, serialized.
+fn changes_both_ways(payload: &str) -> [(String, String); 3] {
+    fn both<V: serde::de::DeserializeOwned + Serialize>(payload: &str) -> (String, String) {
+        let json = |list: Vec<Change<V>>| serde_json::to_string(&list).expect("serializes");
+        (
+            json(payload::changes::<V>(payload)),
+            json(derived::changes::<V>(payload)),
+        )
+    }
+    [
+        both::<InboundValue>(payload),
+        both::<StatusValue>(payload),
+        both::<CallValue>(payload),
+    ]
+}
+
+#[test]
+fn one_pass_payload_visitors_read_what_the_derived_structs_read() {
+    use crate::json::mutate::{mutate, Rng};
+    let mut rng = Rng(0x5EED_0316);
+    let mut texts: Vec<String> = payloads().into_iter().map(|(_, text)| text).collect();
+    for (_, base) in payloads() {
+        for _ in 0..60 {
+            let mut bytes = base.clone().into_bytes();
+            for _ in 0..1 + rng.below(3) {
+                mutate(&mut rng, &mut bytes);
+            }
+            texts.extend(String::from_utf8(bytes).ok());
+        }
+    }
+    texts.extend(
+        [
+            r#"{"object":"x","object":"y","entry":[]}"#,
+            r#"{"entry":[{"id":"1","id":"2","changes":[{"value":{}}]}]}"#,
+            r#"{"entry":[{"changes":[],"changes":[]}]}"#,
+            r#"{"entry":[{"changes":[{"field":"a","field":"b","value":{}}]}]}"#,
+            r#"{"entry":[{"changes":[{"value":{"messages":[]}}],"id":"late"},{"id":7,"changes":[{"value":{}}]}]}"#,
+            r#"{"entry":[1,{"id":"x"}]}"#,
+            r#"{"entry":null,"object":null}"#,
+            r#"{"object":null,"messages":[]}"#,
+            r#"{"entry":[{"changes":[{"value":[1]},{"value":{}},2]}]}"#,
+            r#"{"messages":null,"messages":[]}"#,
+            r#"{"\u006fbject":"x","entry":[{"\u0069d":"1","changes":[{"v\u0061lue":{}}]}]}"#,
+        ]
+        .map(str::to_owned),
+    );
+    for text in &texts {
+        for (ours, derived) in changes_both_ways(text) {
+            assert_eq!(ours, derived, "{text}");
+        }
+    }
 }
