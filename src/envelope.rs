@@ -12,10 +12,14 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use crate::text::{self, Str};
 
 mod walk;
 
@@ -127,11 +131,11 @@ impl fmt::Display for CallEventName {
 #[non_exhaustive]
 pub struct Envelope {
     /// Unique id of the delivery; retries repeat it, so it is the deduplication key.
-    pub event_id: String,
+    pub event_id: Str,
     /// What the payload carries.
     pub event_type: EventType,
     /// The Vobiz account (`MA_…`), when present.
-    pub account_id: Option<String>,
+    pub account_id: Option<Str>,
     /// When Vobiz processed the event (not when the WhatsApp user acted).
     #[serde(with = "time::serde::rfc3339::option")]
     pub occurred_at: Option<OffsetDateTime>,
@@ -241,19 +245,36 @@ impl Envelope {
     }
 }
 
+/// The envelope of `body`, its strings copied out of it.
 pub(crate) fn parse(body: &[u8]) -> Result<ParsedEnvelope, EnvelopeError> {
     // Validate the whole body: the JSON checks below do not decode the strings they skip.
     let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
+    parse_text(text, None)
+}
+
+/// The envelope of a delivery's `body`, its strings views of it, and the body as text (checked
+/// UTF-8 once, for the typed payload too).
+pub(crate) fn parse_shared(body: &Bytes) -> Result<(ParsedEnvelope, ByteString), EnvelopeError> {
+    let text = ByteString::try_from(body.clone()).map_err(EnvelopeError::InvalidUtf8)?;
+    let parsed = parse_text(&text, Some(&text))?;
+    Ok((parsed, text))
+}
+
+/// The envelope of `text`; its strings are views of `source` when given (the same text).
+fn parse_text(text: &str, source: Option<&ByteString>) -> Result<ParsedEnvelope, EnvelopeError> {
     match walk::fields(text) {
-        Some(fields) => finish(fields),
+        Some(fields) => finish(fields, source),
         // Not JSON, not an envelope, or a shape the walker leaves to serde: serde_json decides,
         // and its error is the one reported.
-        None => parse_with_serde_json(text),
+        None => parse_with_serde_json(text, source),
     }
 }
 
 /// The envelope pass as serde_json alone does it: the walker's fallback and its reference.
-fn parse_with_serde_json(text: &str) -> Result<ParsedEnvelope, EnvelopeError> {
+fn parse_with_serde_json(
+    text: &str,
+    source: Option<&ByteString>,
+) -> Result<ParsedEnvelope, EnvelopeError> {
     let wire: WireEnvelope<'_> =
         serde_json::from_str(text).map_err(EnvelopeError::MalformedJson)?;
     let payload = wire.payload.map(|raw| {
@@ -261,17 +282,29 @@ fn parse_with_serde_json(text: &str) -> Result<ParsedEnvelope, EnvelopeError> {
         let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
         start..start + raw.get().len()
     });
-    finish(walk::Fields {
-        event_id: wire.event_id.map(|JsonStr(value)| value),
-        event_type: wire.event_type.map(|JsonStr(value)| value),
-        account_id: wire.account_id.map(|JsonStr(value)| value),
-        occurred_at: wire.occurred_at.map(|JsonStr(value)| value),
-        payload,
-    })
+    finish(
+        walk::Fields {
+            event_id: wire.event_id.map(|JsonStr(value)| value),
+            event_type: wire.event_type.map(|JsonStr(value)| value),
+            account_id: wire.account_id.map(|JsonStr(value)| value),
+            occurred_at: wire.occurred_at.map(|JsonStr(value)| value),
+            payload,
+        },
+        source,
+    )
 }
 
-/// The envelope from its fields as read from the body (by either pass).
-fn finish(fields: walk::Fields<'_>) -> Result<ParsedEnvelope, EnvelopeError> {
+/// The envelope from its fields as read from the body (by either pass); strings borrowed from
+/// the body become views of `source` when given, else copies.
+fn finish(
+    fields: walk::Fields<'_>,
+    source: Option<&ByteString>,
+) -> Result<ParsedEnvelope, EnvelopeError> {
+    let own = |value: Cow<'_, str>| match (value, source) {
+        (Cow::Borrowed(part), Some(source)) => text::view(source, part),
+        (Cow::Borrowed(part), None) => Str::from(part),
+        (Cow::Owned(decoded), _) => Str::from(decoded),
+    };
     let event_id = fields
         .event_id
         .ok_or(EnvelopeError::MissingField("event_id"))?;
@@ -283,9 +316,9 @@ fn finish(fields: walk::Fields<'_>) -> Result<ParsedEnvelope, EnvelopeError> {
         .and_then(|value| OffsetDateTime::parse(&value, &Rfc3339).ok());
     Ok(ParsedEnvelope {
         envelope: Envelope {
-            event_id: event_id.into_owned(),
+            event_id: own(event_id),
             event_type: EventType::parse(&event_type),
-            account_id: fields.account_id.map(Cow::into_owned),
+            account_id: fields.account_id.map(own),
             occurred_at,
         },
         payload: fields.payload,
@@ -297,7 +330,7 @@ fn finish(fields: walk::Fields<'_>) -> Result<ParsedEnvelope, EnvelopeError> {
 #[doc(hidden)]
 pub fn __from_slice_with_serde_json(body: &[u8]) -> Result<Envelope, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(EnvelopeError::InvalidUtf8)?;
-    parse_with_serde_json(text).map(|parsed| parsed.envelope)
+    parse_with_serde_json(text, None).map(|parsed| parsed.envelope)
 }
 
 #[cfg(test)]
@@ -332,6 +365,29 @@ mod tests {
         assert_eq!(parsed.envelope.event_id, "e1");
         let range = parsed.payload.expect("payload");
         assert_eq!(&body[range], br#"{"a": [1, 2]}"#);
+    }
+
+    #[test]
+    fn a_delivery_envelope_views_the_body_and_decodes_escapes() {
+        let inside =
+            |text: &ByteString, part: &str| text.as_bytes().as_ptr_range().contains(&part.as_ptr());
+        // The walker's pass, then the serde_json pass (the array form is left to it).
+        for body in [
+            &br#"{"event_id":"e1","event_type":"x","account_id":"M\u0041_1"}"#[..],
+            &br#"["e1","x","M\u0041_1",null,null]"#[..],
+        ] {
+            let (parsed, text) = parse_shared(&Bytes::from_static(body)).expect("valid");
+            let envelope = parsed.envelope;
+            assert_eq!(envelope.event_id, "e1");
+            assert!(inside(&text, &envelope.event_id), "a view, not a copy");
+            let account = envelope.account_id.expect("account");
+            assert_eq!(account, "MA_1");
+            assert!(!inside(&text, &account), "decoded into its own buffer");
+        }
+        assert!(matches!(
+            parse_shared(&Bytes::from_static(b"\xff{}")),
+            Err(EnvelopeError::InvalidUtf8(_))
+        ));
     }
 
     #[test]

@@ -179,6 +179,7 @@ mod router;
 pub mod signature;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod text;
 mod verified;
 
 // The README's Rust code is compiled and run as doc tests.

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, EventType};
@@ -25,13 +26,14 @@ pub struct VerifiedEvent {
 
 struct Inner {
     envelope: Envelope,
-    body: Bytes,
+    /// The body, checked UTF-8 when the envelope was read.
+    body: ByteString,
     payload: Option<Range<usize>>,
     typed: OnceLock<VobizEvent>,
 }
 
 impl VerifiedEvent {
-    pub(crate) fn new(envelope: Envelope, body: Bytes, payload: Option<Range<usize>>) -> Self {
+    pub(crate) fn new(envelope: Envelope, body: ByteString, payload: Option<Range<usize>>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 envelope,
@@ -50,8 +52,8 @@ impl VerifiedEvent {
     ///
     /// The envelope errors of [`Envelope::from_slice`].
     pub fn from_trusted_body(body: Bytes) -> Result<Self, crate::EnvelopeError> {
-        let parsed = crate::envelope::parse(&body)?;
-        Ok(Self::new(parsed.envelope, body, parsed.payload))
+        let (parsed, text) = crate::envelope::parse_shared(&body)?;
+        Ok(Self::new(parsed.envelope, text, parsed.payload))
     }
 
     /// The envelope fields.
@@ -81,24 +83,28 @@ impl VerifiedEvent {
 
     /// The exact bytes that were signed and verified.
     pub fn body(&self) -> &Bytes {
-        &self.inner.body
+        self.inner.body.as_bytes()
     }
 
     /// The raw JSON of `payload` (`null` when the body had none).
     pub fn payload_json(&self) -> &[u8] {
         match &self.inner.payload {
-            Some(range) => self.inner.body.get(range.clone()).unwrap_or(b"null"),
+            Some(range) => self.body().get(range.clone()).unwrap_or(b"null"),
             None => b"null",
         }
     }
 
-    /// The payload's bytes, shared with the body (no copy).
-    fn payload_bytes(&self) -> Bytes {
-        match &self.inner.payload {
-            Some(range) if range.end <= self.inner.body.len() => {
-                self.inner.body.slice(range.clone())
-            }
-            _ => Bytes::from_static(b"null"),
+    /// The payload's text, shared with the body (no copy).
+    fn payload_text(&self) -> ByteString {
+        let body = &self.inner.body;
+        match self
+            .inner
+            .payload
+            .as_ref()
+            .and_then(|range| body.get(range.clone()))
+        {
+            Some(payload) => body.slice_ref(payload),
+            None => ByteString::from_static("null"),
         }
     }
 
@@ -106,9 +112,9 @@ impl VerifiedEvent {
     ///
     /// Never fails: a payload of an undocumented shape is kept raw inside the event.
     pub fn event(&self) -> &VobizEvent {
-        self.inner.typed.get_or_init(|| {
-            VobizEvent::from_shared_payload(self.event_type(), self.payload_bytes())
-        })
+        self.inner
+            .typed
+            .get_or_init(|| VobizEvent::from_shared_payload(self.event_type(), self.payload_text()))
     }
 }
 

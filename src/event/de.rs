@@ -12,7 +12,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde::Serializer;
 use time::OffsetDateTime;
 
-use super::string::{self, Str};
+use crate::text::{self, Str};
 
 /// Skips the rest of a sequence.
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
@@ -183,7 +183,7 @@ impl Convert for ToStr {
         Some(Str::from(v))
     }
     fn borrowed(&self, v: &str) -> Option<Str> {
-        Some(string::shared(v))
+        Some(text::shared(v))
     }
     fn int(&self, v: i128) -> Option<Str> {
         Some(Str::from(v.to_string()))

@@ -105,13 +105,13 @@ mod de;
 pub mod message;
 mod payload;
 pub mod status;
-mod string;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::envelope::EventType;
 
+pub use crate::text::Str;
 pub use call::{CallDirection, CallEvent, CallState, CallStatus, CallValue, Session, WaCall};
 pub use common::{ApiError, Contact, ErrorData, Metadata, Profile};
 pub use message::{
@@ -119,7 +119,6 @@ pub use message::{
     Message, MessageContent, NfmReply, OtherContent, Reaction, Referral, Reply, SharedContact,
 };
 pub use status::{StatusEvent, StatusKind, StatusUpdate, StatusValue};
-pub use string::Str;
 
 /// A verified Vobiz event, typed by its `event_type`.
 ///
@@ -170,27 +169,33 @@ impl VobizEvent {
     /// payload; payloads of an undocumented shape yield the variant of `event_type` with no
     /// items and the raw JSON.
     pub fn from_payload(event_type: &EventType, payload: &[u8]) -> Self {
-        Self::from_shared_payload(event_type, bytes::Bytes::copy_from_slice(payload))
+        // Bytes that are not UTF-8 are not JSON: they type to no changes and a `null` raw.
+        let text = bytestring::ByteString::try_from(bytes::Bytes::copy_from_slice(payload))
+            .unwrap_or_else(|_| bytestring::ByteString::from_static("null"));
+        Self::from_shared_payload(event_type, text)
     }
 
-    /// [`from_payload`](Self::from_payload) of a slice of the delivery body, kept without a copy.
-    pub(crate) fn from_shared_payload(event_type: &EventType, payload: bytes::Bytes) -> Self {
+    /// [`from_payload`](Self::from_payload) of a slice of the delivery body's text, kept without
+    /// a copy (and not checked for UTF-8 again).
+    pub(crate) fn from_shared_payload(
+        event_type: &EventType,
+        source: bytestring::ByteString,
+    ) -> Self {
+        let payload = source.as_bytes().clone();
         // Typed from the text itself; the raw copy is validated only if someone asks for it.
-        // Text that is not UTF-8 or not JSON types to no changes, as its `null` raw would.
-        // Its strings are slices of the payload's own bytes, not copies (see `Str`).
-        let source = bytestring::ByteString::try_from(payload.clone())
-            .unwrap_or_else(|_| bytestring::ByteString::from_static("null"));
+        // Text that is not JSON types to no changes, as its `null` raw would. Its strings are
+        // slices of the payload's own bytes, not copies (see `Str`).
         match event_type {
             EventType::MessageInbound => {
-                let changes = string::sharing(&source, payload::changes);
+                let changes = crate::text::sharing(&source, payload::changes);
                 Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::MessageStatus => {
-                let changes = string::sharing(&source, payload::changes);
+                let changes = crate::text::sharing(&source, payload::changes);
                 Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(payload)))
             }
             EventType::Call(name) => {
-                let changes = string::sharing(&source, payload::changes);
+                let changes = crate::text::sharing(&source, payload::changes);
                 Self::Call(CallEvent::new(
                     name.clone(),
                     changes,

@@ -81,12 +81,13 @@ pub(super) fn verify(
         SignatureError::Malformed => Rejection::MalformedSignature,
         _ => Rejection::SignatureMismatch,
     })?;
-    let parsed = envelope::parse(&body).map_err(|err| Rejection::InvalidEnvelope(Arc::new(err)))?;
+    let (parsed, text) =
+        envelope::parse_shared(&body).map_err(|err| Rejection::InvalidEnvelope(Arc::new(err)))?;
     check_event_header(headers, &parsed.envelope)?;
     if let Some(freshness) = freshness {
         check_freshness(freshness, &parsed.envelope, now())?;
     }
-    Ok(VerifiedEvent::new(parsed.envelope, body, parsed.payload))
+    Ok(VerifiedEvent::new(parsed.envelope, text, parsed.payload))
 }
 
 /// The header is not signed, so it only has to agree with the body; its absence is fine.

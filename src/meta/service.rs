@@ -357,12 +357,12 @@ fn verified(item: &Item) -> VerifiedEvent {
     let payload = start..body.len();
     body.push('}');
     let envelope = crate::Envelope {
-        event_id: item.key.clone(),
+        event_id: crate::event::Str::from(item.key.as_str()),
         event_type: item.event_type.clone(),
         account_id: None,
         occurred_at,
     };
-    VerifiedEvent::new(envelope, Bytes::from(body), Some(payload))
+    VerifiedEvent::new(envelope, body.into(), Some(payload))
 }
 
 /// The request an item's handler gets: the POST's method, URI, headers and extensions, the

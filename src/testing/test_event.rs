@@ -252,8 +252,8 @@ impl TestEvent {
         let mut event =
             Self::with_payload(envelope.event_type.as_str(), Payload::Value(Value::Null))
                 .body(body);
-        event.event_id = envelope.event_id;
-        event.account_id = envelope.account_id;
+        event.event_id = envelope.event_id.into();
+        event.account_id = envelope.account_id.map(String::from);
         event.occurred_at = envelope.occurred_at;
         Ok(event)
     }

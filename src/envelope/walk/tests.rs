@@ -33,10 +33,10 @@ fn check(body: &[u8]) -> bool {
         String::from_utf8_lossy(body)
     );
     if let Ok(text) = std::str::from_utf8(body) {
-        let reference = outcome(parse_with_serde_json(text));
+        let reference = outcome(parse_with_serde_json(text, None));
         match super::fields(text) {
             Some(fields) => assert_eq!(
-                outcome(finish(fields)),
+                outcome(finish(fields, None)),
                 reference,
                 "the walker reads {text:?} differently"
             ),

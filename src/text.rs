@@ -1,4 +1,5 @@
-//! [`Str`]: the strings of a typed event, shared with the delivery's body instead of copied.
+//! [`Str`]: the strings of an envelope and of a typed event, shared with the delivery's body
+//! instead of copied. Public as `vobiz_webhooks::event::Str`.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -174,9 +175,18 @@ pub(crate) fn sharing<R>(source: &ByteString, parse: impl FnOnce(&str) -> R) -> 
 /// `text` as a slice of the source being typed when it lies inside it, else a copy.
 pub(crate) fn shared(text: &str) -> Str {
     SOURCE.with_borrow(|source| match source {
-        Some(source) if contains(source, text) => Str(source.slice_ref(text)),
-        _ => Str::from(text),
+        Some(source) => view(source, text),
+        None => Str::from(text),
     })
+}
+
+/// `part` as a slice of `source` when it lies inside it (no copy), else a copy.
+pub(crate) fn view(source: &ByteString, part: &str) -> Str {
+    if contains(source, part) {
+        Str(source.slice_ref(part))
+    } else {
+        Str::from(part)
+    }
 }
 
 /// Whether `part` lies inside `whole`'s memory (so `slice_ref` cannot panic).
