@@ -1,7 +1,7 @@
 //! What the loopback servers (a), (b), (g) and (h) of `bench/run.sh` do per request in user
 //! space, counted in instructions (this VM's speed drifts by tens of per cent, sometimes 3×,
 //! between minutes; an instruction count does not). The same axum handlers as
-//! `bench/servers`, driven in process (`oneshot`, no sockets, no hyper) with N unique signed
+//! `bench/servers` (the same source: `bench/servers/src/handlers.rs`), driven in process (`oneshot`, no sockets, no hyper) with N unique signed
 //! 1.2 KiB deliveries each:
 //!
 //! - `bare` (a): `post(|_: Bytes| 200)`;
@@ -27,75 +27,22 @@
 //!
 //! Run by `cargo bench` without arguments, it sends a few deliveries each way and exits.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{post, MethodRouter};
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use tower::ServiceExt;
-use vobiz_webhooks::{MemoryStore, VerifiedEvent, VobizEvent, VobizWebhookLayer};
+use vobiz_webhooks::{MemoryStore, VerifiedEvent, VobizWebhookLayer};
 
 #[path = "common/mod.rs"]
 mod common;
+/// (b)'s and (h)'s handlers, the loopback servers' own source.
+#[path = "../bench/servers/src/handlers.rs"]
+mod handlers;
 
 use common::{ready, Requests, SECRET};
-
-/// (b)'s state: its secret and the ids it has seen.
-#[derive(Clone)]
-struct Naive {
-    secret: Arc<str>,
-    seen: Arc<Mutex<HashSet<String>>>,
-}
-
-/// (b), as `bench/servers/src/bin/naive.rs`.
-async fn naive(State(app): State<Naive>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let Some(signature) = headers
-        .get("x-webhook-signature")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(app.secret.as_bytes()).expect("any key length");
-    mac.update(&body);
-    let expected = hex::encode(mac.finalize().into_bytes());
-    if expected != signature {
-        return StatusCode::UNAUTHORIZED;
-    }
-    let Ok(event) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let Some(event_id) = event["event_id"].as_str() else {
-        return StatusCode::BAD_REQUEST;
-    };
-    if !app.seen.lock().expect("lock").insert(event_id.to_owned()) {
-        return StatusCode::OK;
-    }
-    let value = &event["payload"]["entry"][0]["changes"][0]["value"];
-    let read = match event["event_type"].as_str() {
-        Some("message.inbound") => value["messages"][0]["text"]["body"].as_str().map(str::len),
-        Some("message.status") => value["statuses"][0]["status"].as_str().map(str::len),
-        _ => None,
-    };
-    black_box(read);
-    StatusCode::OK
-}
-
-/// (h)'s handler, as `bench/servers/src/bin/typed.rs`.
-async fn typed(event: VobizEvent) -> StatusCode {
-    let read = match &event {
-        VobizEvent::MessageInbound(message) => message.text().map(str::len),
-        VobizEvent::MessageStatus(status) => status.status().map(|status| status.as_str().len()),
-        _ => None,
-    };
-    black_box(read);
-    StatusCode::OK
-}
 
 fn main() {
     let mut args = std::env::args()
@@ -113,10 +60,7 @@ fn main() {
         ("bare", post(|_: Bytes| async { StatusCode::OK })),
         (
             "naive",
-            post(naive).with_state(Naive {
-                secret: SECRET.into(),
-                seen: Arc::default(),
-            }),
+            post(handlers::naive).with_state(handlers::Naive::new(SECRET)),
         ),
         (
             "layer",
@@ -128,7 +72,7 @@ fn main() {
         ),
         (
             "typed",
-            post(typed).layer(VobizWebhookLayer::new(SECRET).store(MemoryStore::new())),
+            post(handlers::typed).layer(VobizWebhookLayer::new(SECRET).store(MemoryStore::new())),
         ),
     ];
     let mut requests = Requests::new();

@@ -77,21 +77,9 @@ pub fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// `json` without the whitespace between its tokens (keys stay in their order, strings as
-/// written): the compact form of a pretty-printed fixture.
-pub fn compact(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
-        if in_string {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if c.is_ascii_whitespace() {
-            continue;
-        } else {
-            in_string = c == '"';
-        }
-        out.push(c);
-    }
-    out
-}
+/// `json` without the whitespace between its tokens: the compact form of a pretty-printed
+/// fixture (the crate's own test helper, one source).
+#[path = "../../src/json/mutate.rs"]
+mod mutate;
+#[allow(unused_imports)] // not every includer compacts
+pub(crate) use mutate::compact;

@@ -146,6 +146,24 @@ impl<'de> Reader<'de> {
         Ok(value)
     }
 
+    /// The first byte of a container's next item (the cursor moves onto it), after the comma
+    /// that must separate it from the one before; `None` at `close`, the container's end.
+    #[inline]
+    fn next_in(&mut self, close: u8, first: &mut bool) -> Result<Option<u8>, Refused> {
+        let byte = self.peek()?;
+        if byte == close {
+            return Ok(None);
+        }
+        if std::mem::take(first) {
+            return Ok(Some(byte));
+        }
+        if byte != b',' {
+            return Err(Refused);
+        }
+        self.pos += 1;
+        self.peek().map(Some)
+    }
+
     /// Steps into a container (the cursor is on its opening bracket).
     fn enter(&mut self) -> Result<(), Refused> {
         self.depth += 1;
@@ -396,22 +414,11 @@ impl<'de> SeqAccess<'de> for Items<'_, 'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Refused> {
-        let mut byte = self.reader.peek()?;
-        if byte == b']' {
-            return Ok(None);
+        match self.reader.next_in(b']', &mut self.first)? {
+            None => Ok(None),
+            Some(b']') => Err(Refused), // a trailing comma
+            Some(_) => seed.deserialize(&mut *self.reader).map(Some),
         }
-        if !self.first {
-            if byte != b',' {
-                return Err(Refused);
-            }
-            self.reader.pos += 1;
-            byte = self.reader.peek()?;
-            if byte == b']' {
-                return Err(Refused); // a trailing comma
-            }
-        }
-        self.first = false;
-        seed.deserialize(&mut *self.reader).map(Some)
     }
 }
 
@@ -428,20 +435,10 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Refused> {
-        let mut byte = self.reader.peek()?;
-        if byte == b'}' {
-            return Ok(None);
-        }
-        if !self.first {
-            if byte != b',' {
-                return Err(Refused);
-            }
-            self.reader.pos += 1;
-            byte = self.reader.peek()?;
-        }
-        self.first = false;
-        if byte != b'"' {
-            return Err(Refused); // not a key, or a trailing comma
+        match self.reader.next_in(b'}', &mut self.first)? {
+            None => return Ok(None),
+            Some(b'"') => {}
+            Some(_) => return Err(Refused), // not a key, or a trailing comma
         }
         seed.deserialize(Key(&mut *self.reader)).map(Some)
     }
