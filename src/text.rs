@@ -10,11 +10,12 @@ use bytestring::ByteString;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 
-/// A string of a typed event: it dereferences to `str` and compares with `str` and `String`.
+/// A string of a typed event or of an [`Envelope`](crate::Envelope): it dereferences to `str`
+/// and compares with `str` and `String`.
 ///
-/// When an event is typed from a delivery, each string that needs no unescaping is a view of
-/// the delivery's body (a reference-counted slice of its `Bytes`), so typing an event copies no
-/// text and allocates nothing per field. A string with JSON escapes is unescaped into its own
+/// When an event is typed from a delivery (and when the layer reads a delivery's envelope),
+/// each string that needs no unescaping is a view of the delivery's body (a reference-counted
+/// slice of its `Bytes`), so reading it copies no text and allocates nothing per field. A string with JSON escapes is unescaped into its own
 /// buffer. Clones are cheap (a reference count), and the event stays `Send + Sync + 'static`.
 ///
 /// ```

@@ -181,30 +181,26 @@ impl VobizEvent {
         event_type: &EventType,
         source: bytestring::ByteString,
     ) -> Self {
-        let payload = source.as_bytes().clone();
+        let raw = source.as_bytes().clone();
         // Typed from the text itself; the raw copy is validated only if someone asks for it.
         // Text that is not JSON types to no changes, as its `null` raw would. Its strings are
         // slices of the payload's own bytes, not copies (see `Str`).
         match event_type {
             EventType::MessageInbound => {
                 let changes = crate::text::sharing(&source, payload::changes);
-                Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(payload)))
+                Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(raw)))
             }
             EventType::MessageStatus => {
                 let changes = crate::text::sharing(&source, payload::changes);
-                Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(payload)))
+                Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(raw)))
             }
             EventType::Call(name) => {
                 let changes = crate::text::sharing(&source, payload::changes);
-                Self::Call(CallEvent::new(
-                    name.clone(),
-                    changes,
-                    RawPayload::new(payload),
-                ))
+                Self::Call(CallEvent::new(name.clone(), changes, RawPayload::new(raw)))
             }
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
-                payload: raw_json(&payload),
+                payload: raw_json(&raw),
             }),
         }
     }
