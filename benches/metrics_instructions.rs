@@ -29,9 +29,7 @@ mod common;
 use common::{ready, Requests, SECRET};
 
 fn main() {
-    let mut args = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"));
+    let mut args = common::program_args();
     let mode = args.next().unwrap_or_else(|| "both".to_owned());
     let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let runtime = tokio::runtime::Builder::new_current_thread()

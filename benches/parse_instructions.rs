@@ -27,9 +27,7 @@ use vobiz_webhooks::{Envelope, EventType, VobizEvent};
 mod common;
 
 fn main() {
-    let mut args = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"));
+    let mut args = common::program_args();
     let mode = args.next().unwrap_or_else(|| "all".to_owned());
     let form = args.next().unwrap_or_else(|| "pretty".to_owned());
     let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);

@@ -66,6 +66,14 @@ impl Requests {
     }
 }
 
+/// The program's arguments without its name and without cargo's `--bench`-style flags: what
+/// the instruction-count benches read their mode and count from.
+pub fn program_args() -> impl Iterator<Item = String> {
+    std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+}
+
 /// Drives a future that never waits (the in-process store, a pass-through service) to the end.
 pub fn ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);

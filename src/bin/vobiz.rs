@@ -497,11 +497,7 @@ fn post_repeatedly(
     body: &bytes::Bytes,
     what: &str,
 ) -> Result<ExitCode, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let timeout = Duration::from_secs(args.timeout);
         let client = client(timeout)?;
         let mut all_ok = true;
@@ -512,23 +508,13 @@ fn post_repeatedly(
                 String::new()
             };
             println!("{prefix}POST {url} {what} ({} bytes)", body.len());
-            let response = client
+            let request = client
                 .post(url.clone())
                 .headers(headers.clone())
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|err| send_error(&url, timeout, &err))?;
-            let status = response.status();
+                .body(body.clone());
+            let (status, duplicate, text) =
+                exchange(request, X_VOBIZ_DUPLICATE, &url, timeout).await?;
             all_ok &= status.is_success();
-            let duplicate = response
-                .headers()
-                .get(X_VOBIZ_DUPLICATE)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-            let text = response
-                .text()
-                .await
-                .map_err(|err| send_error(&url, timeout, &err))?;
             println!("{prefix}{status}");
             if let Some(duplicate) = duplicate {
                 println!("{prefix}x-vobiz-duplicate: {duplicate}");
@@ -543,6 +529,38 @@ fn post_repeatedly(
             ExitCode::FAILURE
         })
     })
+}
+
+/// The single-threaded runtime a command sends its requests on.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))
+}
+
+/// Sends `request` to `url` and reads the answer: its status, the value of `header` when the
+/// answer has it, and its text. A failed send or read is explained by [`send_error`].
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    header: reqwest::header::HeaderName,
+    url: &Url,
+    timeout: Duration,
+) -> Result<(reqwest::StatusCode, Option<String>, String), Failure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|err| send_error(url, timeout, &err))?;
+    let status = response.status();
+    let value = response
+        .headers()
+        .get(header)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let text = response
+        .text()
+        .await
+        .map_err(|err| send_error(url, timeout, &err))?;
+    Ok((status, value, text))
 }
 
 /// The HTTP client of every command.

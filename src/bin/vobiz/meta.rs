@@ -8,7 +8,8 @@ use clap::Args;
 use vobiz_webhooks::testing::{MetaPost, TestEvent};
 
 use super::{
-    build_event, check_url, client, post_repeatedly, send_error, Failure, Status, TriggerArgs,
+    build_event, check_url, client, exchange, post_repeatedly, runtime, Failure, Status,
+    TriggerArgs,
 };
 
 #[derive(Args)]
@@ -94,11 +95,7 @@ pub(crate) fn handshake(args: &HandshakeArgs) -> Result<ExitCode, Failure> {
         .append_pair("hub.mode", &args.mode)
         .append_pair("hub.verify_token", &args.verify_token)
         .append_pair("hub.challenge", &challenge);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| Failure::usage(format!("cannot start the async runtime: {err}")))?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let timeout = Duration::from_secs(args.timeout);
         let client = client(timeout)?;
         // The token is in the query: print the URL without it.
@@ -106,20 +103,13 @@ pub(crate) fn handshake(args: &HandshakeArgs) -> Result<ExitCode, Failure> {
             "GET {} (hub.mode={}, hub.challenge={challenge})",
             args.url, args.mode
         );
-        let response = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|err| send_error(&url, timeout, &err))?;
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let text = response
-            .text()
-            .await
-            .map_err(|err| send_error(&url, timeout, &err))?;
+        let (status, content_type, text) = exchange(
+            client.get(url.clone()),
+            reqwest::header::CONTENT_TYPE,
+            &url,
+            timeout,
+        )
+        .await?;
         println!("{status}");
         if let Some(content_type) = content_type {
             println!("content-type: {content_type}");
