@@ -1,22 +1,24 @@
 //! Store work that outlives its request, and the store behind a pointer that does it.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dedup::{ClaimToken, DedupStore, EventKey, StoreError};
-use crate::future::BoxFuture;
+use crate::dedup::{ClaimToken, DedupStore, EventKey, MemoryStore, StoreError};
+use crate::future::ReadyOrBoxed;
 
-/// A [`DedupStore`] behind a pointer, settling claims in futures that own what they need.
+/// A [`DedupStore`] behind a pointer, settling claims in futures that own what they need
+/// (answered at once, with nothing boxed, by the in-process store).
 pub(crate) trait SettleStore: Send + Sync {
     fn complete(
         &self,
         key: EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> BoxFuture<Result<bool, StoreError>>;
-    fn release(&self, key: EventKey, token: ClaimToken) -> BoxFuture<Result<bool, StoreError>>;
+    ) -> ReadyOrBoxed<Result<bool, StoreError>>;
+    fn release(&self, key: EventKey, token: ClaimToken) -> ReadyOrBoxed<Result<bool, StoreError>>;
     /// Where store work that outlives its request runs.
     fn background(&self) -> &Background;
 }
@@ -33,19 +35,32 @@ impl<D: DedupStore> SettleStore for Settler<D> {
         key: EventKey,
         token: ClaimToken,
         ttl: Duration,
-    ) -> BoxFuture<Result<bool, StoreError>> {
+    ) -> ReadyOrBoxed<Result<bool, StoreError>> {
+        if let Some(memory) = in_process(&*self.store) {
+            return ReadyOrBoxed::ready(Ok(memory.complete_now(&key, &token, ttl)));
+        }
         let store = Arc::clone(&self.store);
-        Box::pin(async move { DedupStore::complete(&*store, &key, &token, ttl).await })
+        ReadyOrBoxed::boxed(async move { DedupStore::complete(&*store, &key, &token, ttl).await })
     }
 
-    fn release(&self, key: EventKey, token: ClaimToken) -> BoxFuture<Result<bool, StoreError>> {
+    fn release(&self, key: EventKey, token: ClaimToken) -> ReadyOrBoxed<Result<bool, StoreError>> {
+        if let Some(memory) = in_process(&*self.store) {
+            return ReadyOrBoxed::ready(Ok(memory.release_now(&key, &token)));
+        }
         let store = Arc::clone(&self.store);
-        Box::pin(async move { DedupStore::release(&*store, &key, &token).await })
+        ReadyOrBoxed::boxed(async move { DedupStore::release(&*store, &key, &token).await })
     }
 
     fn background(&self) -> &Background {
         &self.background
     }
+}
+
+/// `store` as the crate's [`MemoryStore`], when it is one: it answers synchronously, so its
+/// claims and settlements need no future (a boxed one each, on every delivery, otherwise).
+/// The type check is resolved at compile time for each store type.
+pub(crate) fn in_process<D: DedupStore>(store: &D) -> Option<&MemoryStore> {
+    (store as &dyn Any).downcast_ref::<MemoryStore>()
 }
 
 /// Store work moved off the response path (settlements behind the response, releases of dropped

@@ -24,7 +24,7 @@ use crate::dedup::{Claim, DedupStore, EventKey, StoreError, StoreErrorKind};
 use crate::future::{deadline_after, timeout_unless_ready};
 
 pub(crate) use self::background::Background;
-use self::background::{SettleStore, Settler};
+use self::background::{in_process, SettleStore, Settler};
 pub use self::owned::{ClaimHandle, OwnedClaim};
 
 /// What the claim needs of the layer's configuration.
@@ -119,6 +119,9 @@ impl<D: DedupStore> Dedup<D> {
     /// once, so the sender's retry is not answered 409 until the orphaned lease expires.
     async fn claim_within(&self, key: EventKey, terms: Terms) -> Result<Claim, StoreError> {
         let lease = terms.lease;
+        if let Some(memory) = in_process(&*self.store) {
+            return memory.claim_now(&key, lease);
+        }
         let claiming = {
             let store = Arc::clone(&self.store);
             async move { store.claim(&key, lease).await }

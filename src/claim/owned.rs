@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::background::SettleStore;
 use crate::dedup::{ClaimToken, EventKey, StoreError, StoreErrorKind};
-use crate::future::{deadline_after, poll_once, timeout_unless_ready, BoxFuture};
+use crate::future::{deadline_after, poll_once, timeout_unless_ready, ReadyOrBoxed};
 
 /// The claim of the delivery being handled, in the request extensions while the inner service
 /// runs (absent when the layer runs fail-open without a claim).
@@ -134,7 +134,7 @@ impl OwnedClaim {
         self.armed = false;
         let ttl = complete.then_some(self.ttl);
         let mut operation = ask(&*self.store, self.key, self.token.clone(), ttl);
-        if let Poll::Ready(outcome) = poll_once(operation.as_mut()).await {
+        if let Poll::Ready(outcome) = poll_once(std::pin::Pin::new(&mut operation)).await {
             log_settlement(&self.key, complete, &outcome);
             return;
         }
@@ -191,7 +191,7 @@ fn ask(
     key: EventKey,
     token: ClaimToken,
     complete: Option<Duration>,
-) -> BoxFuture<Result<bool, StoreError>> {
+) -> ReadyOrBoxed<Result<bool, StoreError>> {
     match complete {
         Some(ttl) => store.complete(key, token, ttl),
         None => store.release(key, token),

@@ -137,7 +137,10 @@ fn a_delivery_through_the_layer() {
         layer - baseline,
         handler - baseline
     );
-    // Regressions show here first (bench/README, "Typed events", lists what they are).
-    assert!(layer - baseline <= 15, "layer: {layer}");
-    assert!(handler - baseline <= 29, "typed handler: {handler}");
+    // Regressions show here first (bench/README, "Typed events", lists what they are): (g)'s
+    // 9 are the boxed response future, the extensions' map, its table and two boxed values,
+    // the claim handle, `VerifiedEvent`'s `Arc`, `Body`'s box and this test's `Vec`-backed
+    // body promoted to a shared `Bytes` (hyper's bodies are shared already).
+    assert!(layer - baseline <= 10, "layer: {layer}");
+    assert!(handler - baseline <= 24, "typed handler: {handler}");
 }

@@ -215,7 +215,7 @@ impl MemoryStore {
         key_hash(self.inner.seed ^ TOKEN_DOMAIN, &key.0) | 1
     }
 
-    fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
+    pub(crate) fn claim_now(&self, key: &EventKey, lease: Duration) -> Result<Claim, StoreError> {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
         let check = self.key_check(&key);
@@ -283,7 +283,7 @@ impl MemoryStore {
         0
     }
 
-    fn complete_now(&self, key: &EventKey, token: &ClaimToken, ttl: Duration) -> bool {
+    pub(crate) fn complete_now(&self, key: &EventKey, token: &ClaimToken, ttl: Duration) -> bool {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
         match shard.map.get_mut(&key) {
@@ -295,7 +295,7 @@ impl MemoryStore {
         }
     }
 
-    fn release_now(&self, key: &EventKey, token: &ClaimToken) -> bool {
+    pub(crate) fn release_now(&self, key: &EventKey, token: &ClaimToken) -> bool {
         let now = self.now();
         let (mut shard, key) = self.shard(key);
         match shard.map.get(&key) {
