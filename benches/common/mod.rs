@@ -55,6 +55,11 @@ impl Requests {
 
     pub fn request(&mut self) -> Request<Body> {
         let body = self.body();
+        self.request_of(body)
+    }
+
+    /// The signed request of `body`.
+    pub fn request_of(&self, body: Bytes) -> Request<Body> {
         let signature = self.secret.sign(&body);
         Request::post("/webhooks/vobiz")
             .header("content-type", "application/json")

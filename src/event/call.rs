@@ -59,7 +59,7 @@ impl Serialize for CallEvent {
 impl CallEvent {
     pub(super) fn new(
         name: CallEventName,
-        changes: Vec<Change<CallValue>>,
+        changes: super::ChangeList<CallValue>,
         raw: RawPayload,
     ) -> Self {
         Self {

@@ -288,19 +288,61 @@ pub struct Change<V> {
 /// The changes of a typed event and its raw payload, shared by the event's clones (the
 /// extractors hand out clones of the event a request parsed once).
 ///
-/// One allocation holds both (the list's buffer aside), so a typed event costs two.
+/// One allocation holds both (and the list itself, when it has one change).
 #[derive(Clone)]
 pub(crate) struct Changes<V>(std::sync::Arc<Shared<V>>);
 
 struct Shared<V> {
-    list: Vec<Change<V>>,
+    list: ChangeList<V>,
     raw: RawPayload,
+}
+
+/// A payload's changes in the order read. Nearly every payload has exactly one (Meta batches
+/// rarely), kept inline: a buffer of its own would be an allocation on every typed delivery.
+pub(crate) enum ChangeList<V> {
+    One([Change<V>; 1]),
+    /// None, or more than one.
+    Many(Vec<Change<V>>),
+}
+
+impl<V> Default for ChangeList<V> {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
+
+impl<V> ChangeList<V> {
+    pub(crate) fn push(&mut self, change: Change<V>) {
+        match self {
+            Self::Many(list) if !list.is_empty() => list.push(change),
+            Self::Many(_) => *self = Self::One([change]),
+            Self::One(_) => {
+                if let Self::One([first]) = std::mem::take(self) {
+                    *self = Self::Many(vec![first, change]);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Change<V>] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(list) => list,
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [Change<V>] {
+        match self {
+            Self::One(one) => one,
+            Self::Many(list) => list,
+        }
+    }
 }
 
 impl<V: std::fmt::Debug> std::fmt::Debug for Changes<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Changes")
-            .field("list", &self.0.list)
+            .field("list", &self.0.list.as_slice())
             .field("raw", &self.0.raw)
             .finish()
     }
@@ -313,17 +355,17 @@ pub(crate) trait ChangeValue {
 }
 
 impl<V: ChangeValue> Changes<V> {
-    pub(crate) fn new(list: Vec<Change<V>>, raw: RawPayload) -> Self {
+    pub(crate) fn new(list: ChangeList<V>, raw: RawPayload) -> Self {
         Self(std::sync::Arc::new(Shared { list, raw }))
     }
 
     pub(crate) fn list(&self) -> &[Change<V>] {
-        &self.0.list
+        self.0.list.as_slice()
     }
 
     /// Every value of every change, in order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.list.iter().map(|change| &change.value)
+        self.list().iter().map(|change| &change.value)
     }
 
     pub(crate) fn errors(&self) -> impl Iterator<Item = &ApiError> {
@@ -331,12 +373,11 @@ impl<V: ChangeValue> Changes<V> {
     }
 
     pub(crate) fn waba_id(&self) -> Option<&str> {
-        self.0.list.first()?.waba_id.as_deref()
+        self.list().first()?.waba_id.as_deref()
     }
 
     pub(crate) fn phone_number_id(&self) -> Option<&str> {
-        self.0
-            .list
+        self.list()
             .first()?
             .value
             .metadata()?

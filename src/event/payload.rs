@@ -21,28 +21,28 @@ use serde::de::{
 use serde::Deserialize;
 
 use super::de::{self as lenient, Lenient, LenientStr};
-use super::Change;
+use super::{Change, ChangeList};
 use crate::envelope::JsonStr;
 
 /// Normalises either payload form into its changes. Never fails: anything undocumented
 /// yields no changes (the caller keeps the raw payload).
-pub(super) fn changes<V: DeserializeOwned>(payload: &str) -> Vec<Change<V>> {
+pub(super) fn changes<V: DeserializeOwned>(payload: &str) -> ChangeList<V> {
     let Some(wire) = read::<WirePayload<V>>(payload) else {
-        return Vec::new();
+        return ChangeList::default();
     };
     if wire.is_full {
         wire.changes
     } else if wire.is_bare_value {
         match read::<V>(payload) {
-            Some(value) => vec![Change {
+            Some(value) => ChangeList::One([Change {
                 waba_id: None,
                 field: None,
                 value,
-            }],
-            None => Vec::new(),
+            }]),
+            None => ChangeList::default(),
         }
     } else {
-        Vec::new()
+        ChangeList::default()
     }
 }
 
@@ -72,7 +72,7 @@ pub(super) struct WirePayload<V> {
     is_full: bool,
     /// A key of a change `value`: the bare form.
     is_bare_value: bool,
-    changes: Vec<Change<V>>,
+    changes: ChangeList<V>,
 }
 
 /// The top-level keys both forms are told apart by, in the order of `seen`'s bits.
@@ -107,7 +107,7 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for PayloadVisitor<V> {
         let mut wire = WirePayload {
             is_full: false,
             is_bare_value: false,
-            changes: Vec::new(),
+            changes: ChangeList::default(),
         };
         let mut seen = 0u16;
         while let Some(JsonStr(key)) = map.next_key()? {
@@ -143,7 +143,7 @@ fn once<E: de::Error>(seen: &mut u16, index: usize, name: &'static str) -> Resul
 
 /// The `entry` array: each object's changes pushed to the list; answers how many items were
 /// objects.
-struct Entries<'a, V>(&'a mut Vec<Change<V>>);
+struct Entries<'a, V>(&'a mut ChangeList<V>);
 
 impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Entries<'_, V> {
     type Value = usize;
@@ -161,12 +161,12 @@ struct ChangeItem<V>(PhantomData<V>);
 
 /// How to read one object item of an array into the list.
 trait Item<'de, V> {
-    fn visit<A: MapAccess<'de>>(list: &mut Vec<Change<V>>, map: A) -> Result<(), A::Error>;
+    fn visit<A: MapAccess<'de>>(list: &mut ChangeList<V>, map: A) -> Result<(), A::Error>;
 }
 
 impl<'de, V: Deserialize<'de>> Item<'de, V> for Entry<V> {
-    fn visit<A: MapAccess<'de>>(list: &mut Vec<Change<V>>, mut map: A) -> Result<(), A::Error> {
-        let first = list.len();
+    fn visit<A: MapAccess<'de>>(list: &mut ChangeList<V>, mut map: A) -> Result<(), A::Error> {
+        let first = list.as_slice().len();
         let (mut id, mut seen) = (None, 0u16);
         while let Some(JsonStr(key)) = map.next_key()? {
             match &*key {
@@ -184,7 +184,7 @@ impl<'de, V: Deserialize<'de>> Item<'de, V> for Entry<V> {
             }
         }
         if let Some(id) = id {
-            for change in list.get_mut(first..).unwrap_or_default() {
+            for change in list.as_mut_slice().get_mut(first..).unwrap_or_default() {
                 change.waba_id = Some(id.clone());
             }
         }
@@ -193,7 +193,7 @@ impl<'de, V: Deserialize<'de>> Item<'de, V> for Entry<V> {
 }
 
 impl<'de, V: Deserialize<'de>> Item<'de, V> for ChangeItem<V> {
-    fn visit<A: MapAccess<'de>>(list: &mut Vec<Change<V>>, mut map: A) -> Result<(), A::Error> {
+    fn visit<A: MapAccess<'de>>(list: &mut ChangeList<V>, mut map: A) -> Result<(), A::Error> {
         let (mut field, mut value, mut seen) = (None, None, 0u16);
         while let Some(JsonStr(key)) = map.next_key()? {
             match &*key {
@@ -222,7 +222,7 @@ impl<'de, V: Deserialize<'de>> Item<'de, V> for ChangeItem<V> {
 }
 
 /// An entry's `changes` array.
-struct Changes<'a, V>(&'a mut Vec<Change<V>>);
+struct Changes<'a, V>(&'a mut ChangeList<V>);
 
 impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Changes<'_, V> {
     type Value = usize;
@@ -234,7 +234,7 @@ impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Changes<'_, V> {
 
 /// An array whose object items are read by `I` (others skipped); anything but an array reads
 /// as empty, as `de::vec` reads it. Answers how many items were objects.
-struct ArrayOfObjects<'a, V, I>(&'a mut Vec<Change<V>>, PhantomData<I>);
+struct ArrayOfObjects<'a, V, I>(&'a mut ChangeList<V>, PhantomData<I>);
 
 impl<'de, V, I: Item<'de, V>> Visitor<'de> for ArrayOfObjects<'_, V, I> {
     type Value = usize;
@@ -262,7 +262,7 @@ impl<'de, V, I: Item<'de, V>> Visitor<'de> for ArrayOfObjects<'_, V, I> {
 }
 
 /// One array item: read by `I` when it is an object, else skipped; answers whether it was.
-struct ObjectItem<'a, V, I>(&'a mut Vec<Change<V>>, PhantomData<I>);
+struct ObjectItem<'a, V, I>(&'a mut ChangeList<V>, PhantomData<I>);
 
 impl<'de, V, I: Item<'de, V>> DeserializeSeed<'de> for ObjectItem<'_, V, I> {
     type Value = bool;

@@ -48,7 +48,7 @@ impl Serialize for StatusEvent {
 }
 
 impl StatusEvent {
-    pub(super) fn new(changes: Vec<Change<StatusValue>>, raw: RawPayload) -> Self {
+    pub(super) fn new(changes: super::ChangeList<StatusValue>, raw: RawPayload) -> Self {
         Self {
             changes: Changes::new(changes, raw),
         }

@@ -263,10 +263,10 @@ mod derived {
 /// did, serialized.
 fn changes_both_ways(payload: &str) -> [(String, String); 3] {
     fn both<V: serde::de::DeserializeOwned + Serialize>(payload: &str) -> (String, String) {
-        let json = |list: Vec<Change<V>>| serde_json::to_string(&list).expect("serializes");
+        let json = |list: &[Change<V>]| serde_json::to_string(list).expect("serializes");
         (
-            json(payload::changes::<V>(payload)),
-            json(derived::changes::<V>(payload)),
+            json(payload::changes::<V>(payload).as_slice()),
+            json(&derived::changes::<V>(payload)),
         )
     }
     [
@@ -311,4 +311,24 @@ fn one_pass_payload_visitors_read_what_the_derived_structs_read() {
             assert_eq!(ours, derived, "{text}");
         }
     }
+}
+
+#[test]
+fn a_change_list_keeps_every_change_in_order_one_inline() {
+    let change = |n: u8| Change {
+        waba_id: Some(Str::from(n.to_string())),
+        field: None,
+        value: n,
+    };
+    let mut list = ChangeList::default();
+    assert!(list.as_slice().is_empty());
+    for n in 0..4 {
+        list.push(change(n));
+        let values: Vec<u8> = list.as_slice().iter().map(|change| change.value).collect();
+        assert_eq!(values, (0..=n).collect::<Vec<_>>());
+        assert_eq!(matches!(list, ChangeList::One(_)), n == 0, "after {n}");
+    }
+    list.as_mut_slice()[3].value = 9;
+    assert_eq!(list.as_slice()[3].value, 9);
+    assert_eq!(list.as_slice()[3].waba_id.as_deref(), Some("3"));
 }
