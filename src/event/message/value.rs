@@ -48,10 +48,11 @@ pub struct Message {
     pub timestamp: Option<OffsetDateTime>,
     /// The group, for group messages.
     pub group_id: Option<Str>,
-    /// What the message replies to or was forwarded from.
-    pub context: Option<Context>,
-    /// The Click-to-WhatsApp ad the user came from.
-    pub referral: Option<Referral>,
+    /// What the message replies to or was forwarded from (boxed: most messages have none, and
+    /// a message is moved while it is read).
+    pub context: Option<Box<Context>>,
+    /// The Click-to-WhatsApp ad the user came from (boxed, as `context`).
+    pub referral: Option<Box<Referral>>,
     /// Errors, e.g. of an `unsupported` message.
     pub errors: Vec<ApiError>,
     /// The type-specific content.
