@@ -56,11 +56,16 @@ impl<D: DedupStore> SettleStore for Settler<D> {
     }
 }
 
-/// `store` as the crate's [`MemoryStore`], when it is one: it answers synchronously, so its
-/// claims and settlements need no future (a boxed one each, on every delivery, otherwise).
-/// The type check is resolved at compile time for each store type.
+/// `store` as the crate's [`MemoryStore`] (or one shared in an `Arc`), when it is one: it
+/// answers synchronously, so its claims and settlements need no future (a boxed one each, on
+/// every delivery, otherwise). The type check is resolved at compile time for each store type.
 pub(crate) fn in_process<D: DedupStore>(store: &D) -> Option<&MemoryStore> {
-    (store as &dyn Any).downcast_ref::<MemoryStore>()
+    let store = store as &dyn Any;
+    store.downcast_ref::<MemoryStore>().or_else(|| {
+        store
+            .downcast_ref::<Arc<MemoryStore>>()
+            .map(|shared| &**shared)
+    })
 }
 
 /// Store work moved off the response path (settlements behind the response, releases of dropped
@@ -121,5 +126,20 @@ impl Background {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_in_process_store_is_recognised_alone_or_shared_and_no_other() {
+        let memory = MemoryStore::new();
+        assert!(std::ptr::eq(in_process(&memory).expect("alone"), &memory));
+        let shared = Arc::new(MemoryStore::new());
+        assert!(std::ptr::eq(in_process(&shared).expect("shared"), &*shared));
+        // Another store type (here an `Arc` of an `Arc`) takes the general path.
+        assert!(in_process(&Arc::new(Arc::clone(&shared))).is_none());
     }
 }

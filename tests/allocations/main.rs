@@ -64,6 +64,15 @@ fn delivery() -> Request<Body> {
 
 static REQUESTS: Mutex<Option<Requests>> = Mutex::new(None);
 
+/// A runtime on this thread, for the layer's timers (a store or a body that answers at once
+/// never starts one).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Deliveries sent through a layer before its allocations are counted: a new in-process store
 /// allocates each of its 64 shards' tables on the shard's first id, which a store in service
 /// has long done.
@@ -97,10 +106,7 @@ fn typing_a_payload_allocates_a_handful_not_one_per_field() {
 #[test]
 fn a_delivery_through_the_layer() {
     let _alone = alone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let _guard = runtime.enter();
 
     let bare = service_fn(|request: Request<Body>| async move {
@@ -190,10 +196,7 @@ impl<S> tower::Layer<S> for NoopLayer {
 #[test]
 fn a_typed_delivery_through_a_router_costs_the_crate_at_most_ten_allocations() {
     let _alone = alone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let _guard = runtime.enter();
 
     let bare = axum::Router::new().route(

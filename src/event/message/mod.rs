@@ -61,7 +61,7 @@ impl Serialize for InboundEvent {
 }
 
 impl InboundEvent {
-    pub(super) fn new(changes: crate::event::ChangeList<InboundValue>, raw: RawPayload) -> Self {
+    pub(super) fn new(changes: super::ChangeList<InboundValue>, raw: RawPayload) -> Self {
         Self {
             changes: Changes::new(changes, raw),
         }
