@@ -38,11 +38,13 @@ where
 ///
 /// `BodyExt::collect` would do, but it lists every frame in a `VecDeque`: an allocation on
 /// every delivery, although a body nearly always arrives as one frame. The one frame is kept
-/// as it came (no copy); more are joined into one buffer.
+/// as it came (no copy). More are listed as they come and joined once at the end, into a
+/// buffer of the exact size: a buffer grown as frames arrive may reserve twice what it holds,
+/// and the limit bounds what is held, not what is reserved.
 async fn collect<B: Body>(body: B) -> Result<Bytes, B::Error> {
     let mut body = pin!(body);
     let mut first = Bytes::new();
-    let mut joined: Option<BytesMut> = None;
+    let mut rest = Vec::new();
     while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         // Trailers and empty frames add nothing.
         let Ok(mut data) = frame?.into_data() else {
@@ -51,18 +53,23 @@ async fn collect<B: Body>(body: B) -> Result<Bytes, B::Error> {
         if !data.has_remaining() {
             continue;
         }
-        match &mut joined {
-            Some(joined) => joined.extend_from_slice(&data.copy_to_bytes(data.remaining())),
-            None if first.is_empty() => first = data.copy_to_bytes(data.remaining()),
-            None => {
-                let mut buffer = BytesMut::with_capacity(first.len() + data.remaining());
-                buffer.extend_from_slice(&first);
-                buffer.extend_from_slice(&data.copy_to_bytes(data.remaining()));
-                joined = Some(buffer);
-            }
+        let data = data.copy_to_bytes(data.remaining());
+        if first.is_empty() {
+            first = data;
+        } else {
+            rest.push(data);
         }
     }
-    Ok(joined.map_or(first, BytesMut::freeze))
+    if rest.is_empty() {
+        return Ok(first);
+    }
+    let length = first.len() + rest.iter().map(Bytes::len).sum::<usize>();
+    let mut joined = BytesMut::with_capacity(length);
+    joined.extend_from_slice(&first);
+    for part in &rest {
+        joined.extend_from_slice(part);
+    }
+    Ok(joined.freeze())
 }
 
 #[cfg(test)]
