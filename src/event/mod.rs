@@ -313,15 +313,14 @@ impl<V> Default for ChangeList<V> {
 
 impl<V> ChangeList<V> {
     pub(crate) fn push(&mut self, change: Change<V>) {
-        match self {
-            Self::Many(list) if !list.is_empty() => list.push(change),
-            Self::Many(_) => *self = Self::One([change]),
-            Self::One(_) => {
-                if let Self::One([first]) = std::mem::take(self) {
-                    *self = Self::Many(vec![first, change]);
-                }
+        *self = match std::mem::take(self) {
+            Self::Many(list) if list.is_empty() => Self::One([change]),
+            Self::Many(mut list) => {
+                list.push(change);
+                Self::Many(list)
             }
-        }
+            Self::One([first]) => Self::Many(vec![first, change]),
+        };
     }
 
     pub(crate) fn as_slice(&self) -> &[Change<V>] {

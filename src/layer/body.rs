@@ -1,13 +1,12 @@
 //! Step 2 of a delivery's way: buffering the body, within the limit and the body timeout.
 
-use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
-use http_body_util::{LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::future::{deadline_after, timeout_unless_ready, BoxError};
 use crate::rejection::Rejection;
@@ -45,7 +44,7 @@ async fn collect<B: Body>(body: B) -> Result<Bytes, B::Error> {
     let mut body = pin!(body);
     let mut first = Bytes::new();
     let mut rest = Vec::new();
-    while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+    while let Some(frame) = body.as_mut().frame().await {
         // Trailers and empty frames add nothing.
         let Ok(mut data) = frame?.into_data() else {
             continue;

@@ -55,11 +55,17 @@ fn body() -> Bytes {
 
 /// The fixture with a new `event_id` each time, signed.
 fn delivery() -> Request<Body> {
-    REQUESTS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .get_or_insert_with(Requests::new)
-        .request()
+    with_requests(Requests::request)
+}
+
+/// `make` with the one signed-request builder all tests share.
+fn with_requests<R>(make: impl FnOnce(&mut Requests) -> R) -> R {
+    make(
+        REQUESTS
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get_or_insert_with(Requests::new),
+    )
 }
 
 static REQUESTS: Mutex<Option<Requests>> = Mutex::new(None);
@@ -167,12 +173,12 @@ fn a_delivery_through_the_layer() {
 /// connection's read buffer, so clones of it share one reference count (a `Vec`-backed
 /// `Bytes`, as the other tests send, allocates when first cloned).
 fn delivery_as_hyper_reads_it() -> Request<Body> {
-    let mut requests = REQUESTS.lock().unwrap_or_else(|poison| poison.into_inner());
-    let requests = requests.get_or_insert_with(Requests::new);
-    let body = requests.body();
-    let mut read_buffer = bytes::BytesMut::with_capacity(body.len() + 512);
-    read_buffer.extend_from_slice(&body);
-    requests.request_of(read_buffer.split_to(body.len()).freeze())
+    with_requests(|requests| {
+        let body = requests.body();
+        let mut read_buffer = bytes::BytesMut::with_capacity(body.len() + 512);
+        read_buffer.extend_from_slice(&body);
+        requests.request_of(read_buffer.split_to(body.len()).freeze())
+    })
 }
 
 /// A layer that does nothing, and is not zero-sized (no configured layer is): axum boxes a
