@@ -1,7 +1,10 @@
 //! Envelope-only parse vs. full typed parse of a ~1.2 KiB `message.inbound` text delivery,
 //! with `serde_json::Value` of the same body as a baseline. The envelope pass is also timed
 //! with serde_json alone (as before the walker, `envelope::__from_slice_with_serde_json`), for
-//! the fixture as shipped (pretty-printed, 1,255 bytes) and compact (652 bytes).
+//! the fixture as shipped (pretty-printed, 1,255 bytes) and compact (652 bytes). Two floors
+//! for the typed payload: the envelope with `{}` as its payload (subtracted from the envelope,
+//! what the crate's strict check of the payload costs) and serde_json merely skipping the
+//! payload.
 //!
 //! `cargo bench --bench parse -- --warm-up-time 1 --measurement-time 3`
 
@@ -58,6 +61,17 @@ fn parse(c: &mut Criterion) {
     );
     group.bench_function("typed payload only (VobizEvent::from_payload)", |b| {
         b.iter(|| VobizEvent::from_payload(&EventType::MessageInbound, black_box(payload)))
+    });
+    // What checking the payload alone costs, the least any typing of untrusted bytes spends:
+    // the envelope with the payload minus the envelope with `{}` in its place (the crate's
+    // strict scanner), and serde_json skipping the payload (`IgnoredAny`).
+    let emptied =
+        Bytes::from(TEXT.replacen(std::str::from_utf8(payload).unwrap_or_default(), "{}", 1));
+    group.bench_function("envelope only, payload {} (Envelope::from_slice)", |b| {
+        b.iter(|| Envelope::from_slice(black_box(&emptied)))
+    });
+    group.bench_function("payload checked only, serde_json IgnoredAny", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(payload)).is_ok())
     });
     group.bench_function("baseline serde_json::Value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)))

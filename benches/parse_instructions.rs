@@ -4,13 +4,15 @@
 //! bytes) or compact (652 bytes), in one of three ways: its envelope with
 //! `Envelope::from_slice` (`walk`), its envelope with serde_json alone as before the walker
 //! (`serde`), or its payload typed with `VobizEvent::from_payload` (`typed`; the payload's
-//! text, as the layer hands it over). Run it under callgrind for two N; the difference per
-//! iteration is the cost of one pass.
+//! text, as the layer hands it over). `walk-empty` walks the same envelope with `{}` as its
+//! payload: `walk` minus `walk-empty` is what checking the payload strictly costs, the least
+//! any typing of untrusted bytes must spend. Run it under callgrind for two N; the difference
+//! per iteration is the cost of one pass.
 //!
 //! ```sh
 //! cargo bench --bench parse_instructions --no-run
 //! B=$(ls -t target/release/deps/parse_instructions-* | grep -v '\.d$' | head -1)
-//! for mode in serde walk typed; do for form in pretty compact; do for n in 1000 11000; do
+//! for mode in serde walk walk-empty typed; do for form in pretty compact; do for n in 1000 11000; do
 //!   echo "$mode $form $n: $(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     $B $mode $form $n 2>&1 | grep -o 'Collected : [0-9]*')"
 //! done; done; done    # (second - first) / 10 000 = instructions a pass
@@ -37,6 +39,11 @@ fn main() {
     };
     let body = body.as_bytes();
     let payload = payload_of(body);
+    let emptied = std::str::from_utf8(body).expect("UTF-8").replacen(
+        std::str::from_utf8(payload).expect("UTF-8"),
+        "{}",
+        1,
+    );
     let mut ok = 0u64;
     for _ in 0..n {
         if mode == "serde" || mode == "all" {
@@ -44,6 +51,9 @@ fn main() {
         }
         if mode == "walk" || mode == "all" {
             ok += u64::from(Envelope::from_slice(black_box(body)).is_ok());
+        }
+        if mode == "walk-empty" || mode == "all" {
+            ok += u64::from(Envelope::from_slice(black_box(emptied.as_bytes())).is_ok());
         }
         if mode == "typed" || mode == "all" {
             let event = VobizEvent::from_payload(&EventType::MessageInbound, black_box(payload));
