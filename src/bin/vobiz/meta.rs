@@ -7,10 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use vobiz_webhooks::testing::{MetaPost, TestEvent};
 
-use super::{
-    build_event, check_url, client, exchange, post_repeatedly, runtime, Failure, Status,
-    TriggerArgs,
-};
+use super::sample::{build_event, Status};
+use super::{check_url, client, exchange, post_repeatedly, runtime, Failure, TriggerArgs};
 
 #[derive(Args)]
 pub(crate) struct HandshakeArgs {
