@@ -15,11 +15,11 @@ use serde::{Serialize, Serializer};
 /// A string of a typed event or of an [`Envelope`](crate::Envelope): it dereferences to `str`
 /// and compares with `str` and `String`.
 ///
-/// When an event is typed from a delivery (and when the layer reads a delivery's envelope), no
-/// string is copied to the heap and none allocates: a short one (at most 32 bytes: the ids,
-/// phone numbers, names and types most fields hold) is kept inline, and a longer one is a view
-/// of the delivery's body (a reference-counted slice of its `Bytes`). A string with JSON
-/// escapes is unescaped into its own buffer. Clones are cheap (a copy or a reference count),
+/// When an event is typed from a delivery (and when the layer reads a delivery's envelope), a
+/// string without JSON escapes allocates nothing: a short one (at most 32 bytes: the ids, phone
+/// numbers, names and types most fields hold) is kept inline, and a longer one is a view of the
+/// delivery's body (a reference-counted slice of its `Bytes`). A string with escapes is
+/// unescaped into its own buffer (inline when short). Clones are cheap (a copy or a reference count),
 /// and the event stays `Send + Sync + 'static`.
 ///
 /// ```
@@ -47,6 +47,7 @@ enum Repr {
 
 impl Str {
     /// The string.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline(text) => text,
@@ -101,6 +102,7 @@ impl Hash for Str {
 impl Deref for Str {
     type Target = str;
 
+    #[inline]
     fn deref(&self) -> &str {
         self.as_str()
     }
