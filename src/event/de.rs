@@ -97,9 +97,9 @@ pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
-            while let Some(item) = seq.next_element::<Lenient<T>>()? {
-                out.extend(item.0);
-            }
+            // Each object item is pushed where it is read (not returned through `Lenient`,
+            // `Option` and `Result`: a `Message` is 512 bytes to move).
+            while seq.next_element_seed(PushObject(&mut out))?.is_some() {}
             Ok(Some(out))
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
@@ -109,6 +109,37 @@ pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     }
     d.deserialize_any(VecVisitor(PhantomData))
         .map(Option::unwrap_or_default)
+}
+
+/// One array item: pushed to the list when it is an object, else skipped (as [`Lenient`]).
+struct PushObject<'a, T>(&'a mut Vec<T>);
+
+impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for PushObject<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for PushObject<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0
+            .push(T::deserialize(MapAccessDeserializer::new(map))?);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        drain_seq(seq)
+    }
+
+    default_for_the_rest!();
 }
 
 /// A scalar read from any JSON type, via a conversion for each.

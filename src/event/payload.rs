@@ -27,23 +27,55 @@ use crate::envelope::JsonStr;
 /// Normalises either payload form into its changes. Never fails: anything undocumented
 /// yields no changes (the caller keeps the raw payload).
 pub(super) fn changes<V: DeserializeOwned>(payload: &str) -> ChangeList<V> {
-    let Some(wire) = read::<WirePayload<V>>(payload) else {
-        return ChangeList::default();
-    };
-    if wire.is_full {
-        wire.changes
-    } else if wire.is_bare_value {
-        match read::<V>(payload) {
+    // The changes of the full form are read straight into the list that is returned, rather
+    // than moved out of the reader's result through `Option`s and `Result`s.
+    let mut list = ChangeList::default();
+    match read_form(payload, &mut list) {
+        Some(form) if form.is_full => list,
+        Some(form) if form.is_bare_value => match read::<V>(payload) {
             Some(value) => ChangeList::One([Change {
                 waba_id: None,
                 field: None,
                 value,
             }]),
             None => ChangeList::default(),
-        }
-    } else {
-        ChangeList::default()
+        },
+        _ => ChangeList::default(),
     }
+}
+
+/// The payload's form (`None` unless it is an object), its full form's changes pushed to
+/// `list`: by the crate's fast reader, or by serde_json where the reader refuses (the answer is
+/// serde_json's either way, see [`crate::json::reader`]). `list` is empty unless the answer is
+/// the full form.
+fn read_form<V: DeserializeOwned>(payload: &str, list: &mut ChangeList<V>) -> Option<Form> {
+    #[cfg(test)]
+    if super::tests::SERDE_JSON_ONLY.get() {
+        return read_form_with_serde_json(payload, list);
+    }
+    match crate::json::reader::from_str_seed(payload, Payload(&mut *list)) {
+        Ok(form) => form,
+        Err(_) => {
+            *list = ChangeList::default();
+            read_form_with_serde_json(payload, list)
+        }
+    }
+}
+
+/// [`read_form`] by serde_json alone: the reference the fast reader is held to.
+#[cold]
+fn read_form_with_serde_json<V: DeserializeOwned>(
+    payload: &str,
+    list: &mut ChangeList<V>,
+) -> Option<Form> {
+    let mut deserializer = serde_json::Deserializer::from_str(payload);
+    let form = Payload(&mut *list)
+        .deserialize(&mut deserializer)
+        .and_then(|form| deserializer.end().map(|()| form));
+    form.unwrap_or_else(|_| {
+        *list = ChangeList::default();
+        None
+    })
 }
 
 /// `T` read leniently (`None` unless `payload` is an object) by the crate's fast reader, or by
@@ -66,13 +98,13 @@ fn read_with_serde_json<T: DeserializeOwned>(payload: &str) -> Option<Lenient<T>
     serde_json::from_str(payload).ok()
 }
 
-/// The payload's top level: which form it is, and the changes of the full form.
-pub(super) struct WirePayload<V> {
+/// Which form a payload is.
+#[derive(Clone, Copy)]
+pub(super) struct Form {
     /// `object` (not `null`) or at least one `entry` object: Meta's full notification.
     is_full: bool,
     /// A key of a change `value`: the bare form.
     is_bare_value: bool,
-    changes: ChangeList<V>,
 }
 
 /// The top-level keys both forms are told apart by, in the order of `seen`'s bits.
@@ -88,26 +120,29 @@ const TOP_KEYS: [&str; 9] = [
     "errors",
 ];
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for WirePayload<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(PayloadVisitor(PhantomData))
+/// The payload's top level, read leniently (`None` unless it is an object): its form, and the
+/// full form's changes pushed to the list.
+pub(super) struct Payload<'a, V>(pub(super) &'a mut ChangeList<V>);
+
+impl<'de, V: Deserialize<'de>> DeserializeSeed<'de> for Payload<'_, V> {
+    type Value = Option<Form>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Form>, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct PayloadVisitor<V>(PhantomData<V>);
-
-impl<'de, V: Deserialize<'de>> Visitor<'de> for PayloadVisitor<V> {
-    type Value = WirePayload<V>;
+impl<'de, V: Deserialize<'de>> Visitor<'de> for Payload<'_, V> {
+    type Value = Option<Form>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a WhatsApp webhook payload")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut wire = WirePayload {
+        let mut form = Form {
             is_full: false,
             is_bare_value: false,
-            changes: ChangeList::default(),
         };
         let mut seen = 0u16;
         while let Some(JsonStr(key)) = map.next_key()? {
@@ -117,18 +152,25 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for PayloadVisitor<V> {
             };
             once(&mut seen, index, TOP_KEYS[index])?;
             if index == 1 {
-                let entries = map.next_value_seed(Entries(&mut wire.changes))?;
-                wire.is_full |= entries > 0;
+                let entries = map.next_value_seed(Entries(&mut *self.0))?;
+                form.is_full |= entries > 0;
             } else if map.next_value::<Option<IgnoredAny>>()?.is_some() {
                 if index == 0 {
-                    wire.is_full = true;
+                    form.is_full = true;
                 } else {
-                    wire.is_bare_value = true;
+                    form.is_bare_value = true;
                 }
             }
         }
-        Ok(wire)
+        Ok(Some(form))
     }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    lenient::default_for_the_rest!();
 }
 
 /// Marks key `index` seen; a second one is an error, as in serde's derived structs.

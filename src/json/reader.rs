@@ -57,12 +57,20 @@ impl de::Error for Refused {
 
 /// `T` read from `text` as `serde_json::from_str` reads it, or [`Refused`].
 pub(crate) fn from_str<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T, Refused> {
+    from_str_seed(text, std::marker::PhantomData::<T>)
+}
+
+/// What `seed` reads from `text`, as serde_json reads it with the same seed, or [`Refused`].
+pub(crate) fn from_str_seed<'de, S: DeserializeSeed<'de>>(
+    text: &'de str,
+    seed: S,
+) -> Result<S::Value, Refused> {
     let mut reader = Reader {
         text,
         pos: 0,
         depth: 0,
     };
-    let value = T::deserialize(&mut reader)?;
+    let value = seed.deserialize(&mut reader)?;
     // Nothing but whitespace may follow.
     if scan::skip_whitespace(text.as_bytes(), reader.pos) == text.len() {
         Ok(value)
