@@ -96,8 +96,9 @@
 //! | every event | `raw_payload()`, `waba_id()`, `phone_number_id()`, `changes()` (each with `waba_id`, `field`, `value`) |
 //!
 //! Strings are [`Str`]s, which dereference to `str`: short ones kept inline, longer ones views
-//! of the delivery's body (a reference count, no copy). Meta's timestamps (strings of Unix seconds) are `time::OffsetDateTime`;
-//! a timestamp that cannot be read is `None`. Every event serializes with serde, so it can be forwarded to a queue.
+//! of the delivery's body (a reference count, no copy). Meta's timestamps (strings of Unix
+//! seconds) are `time::OffsetDateTime`; a timestamp that cannot be read is `None`. Every event
+//! serializes with serde, so it can be forwarded to a queue.
 
 pub mod call;
 pub mod common;
