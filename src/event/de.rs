@@ -60,22 +60,39 @@ pub(crate) struct Lenient<T>(pub(crate) Option<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjVisitor<T> {
-            type Value = Option<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(Some)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                drain_seq(seq).map(|()| None)
-            }
-            default_for_the_rest!();
-        }
-        d.deserialize_any(ObjVisitor(PhantomData)).map(Lenient)
+        d.deserialize_any(IfObject(std::convert::identity, PhantomData))
+            .map(Lenient)
     }
+}
+
+/// The lenient rule for an object value, in one place: an object is read as `T` and handed
+/// to the function (whose answer is `Some`); anything else is skipped and reads as `None`.
+struct IfObject<T, F>(F, PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, R, F: FnOnce(T) -> R> de::DeserializeSeed<'de> for IfObject<T, F> {
+    type Value = Option<R>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<R>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, R, F: FnOnce(T) -> R> Visitor<'de> for IfObject<T, F> {
+    type Value = Option<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<R>, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(|value| Some((self.0)(value)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<R>, A::Error> {
+        drain_seq(seq).map(|()| None)
+    }
+
+    default_for_the_rest!();
 }
 
 /// A nested object: `None` unless the value is an object.
@@ -99,7 +116,10 @@ pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
             // Each object item is pushed where it is read (not returned through `Lenient`,
             // `Option` and `Result`: a `Message` is 512 bytes to move).
-            while seq.next_element_seed(PushObject(&mut out))?.is_some() {}
+            while seq
+                .next_element_seed(IfObject(|item| out.push(item), PhantomData))?
+                .is_some()
+            {}
             Ok(Some(out))
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
@@ -109,37 +129,6 @@ pub(crate) fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     }
     d.deserialize_any(VecVisitor(PhantomData))
         .map(Option::unwrap_or_default)
-}
-
-/// One array item: pushed to the list when it is an object, else skipped (as [`Lenient`]).
-struct PushObject<'a, T>(&'a mut Vec<T>);
-
-impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for PushObject<'_, T> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for PushObject<'_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        self.0
-            .push(T::deserialize(MapAccessDeserializer::new(map))?);
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        drain_seq(seq)
-    }
-
-    default_for_the_rest!();
 }
 
 /// A scalar read from any JSON type, via a conversion for each.

@@ -99,7 +99,6 @@ fn read_with_serde_json<T: DeserializeOwned>(payload: &str) -> Option<Lenient<T>
 }
 
 /// Which form a payload is.
-#[derive(Clone, Copy)]
 pub(super) struct Form {
     /// `object` (not `null`) or at least one `entry` object: Meta's full notification.
     is_full: bool,
