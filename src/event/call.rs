@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
 use super::de;
-use super::{Change, ChangeValue, Changes, RawPayload};
+use super::{Change, ChangeValue, Changes};
 use crate::envelope::CallEventName;
 
 /// A `call.<event>` event.
@@ -57,15 +57,8 @@ impl Serialize for CallEvent {
 }
 
 impl CallEvent {
-    pub(super) fn new(
-        name: CallEventName,
-        changes: super::ChangeList<CallValue>,
-        raw: RawPayload,
-    ) -> Self {
-        Self {
-            name,
-            changes: Changes::new(changes, raw),
-        }
+    pub(super) fn new(name: CallEventName, changes: Changes<CallValue>) -> Self {
+        Self { name, changes }
     }
 
     /// The event type, e.g. `call.connect`.
@@ -406,6 +399,13 @@ wire_enum! {
 }
 
 impl ChangeValue for CallValue {
+    // Its shortcuts read the model.
+    type Quick = std::convert::Infallible;
+
+    fn read_quick(_: &str) -> Option<Self::Quick> {
+        None
+    }
+
     fn metadata(&self) -> Option<&Metadata> {
         self.metadata.as_ref()
     }

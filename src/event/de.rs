@@ -319,6 +319,11 @@ pub(crate) fn timestamp<'de, D: Deserializer<'de>>(
     d.deserialize_any(Scalar(ToTime))
 }
 
+/// Unix seconds given as a string, read as [`timestamp`] reads them.
+pub(crate) fn timestamp_from_str(v: &str) -> Option<OffsetDateTime> {
+    ToTime.string(v)
+}
+
 /// Serializes a time the way Meta does: a string of Unix seconds.
 #[allow(clippy::ref_option)] // serde's `serialize_with` passes `&Option<T>`
 pub(crate) fn ser_timestamp<S: Serializer>(

@@ -40,7 +40,11 @@
 //!
 //! Behind [`VobizWebhookLayer`](crate::VobizWebhookLayer) a handler takes a [`VobizEvent`] (or,
 //! through [`VobizRouter`](crate::VobizRouter), the narrow [`InboundEvent`], [`StatusEvent`] or
-//! [`CallEvent`]). The payload is parsed only when a handler asks for it, and only once.
+//! [`CallEvent`]). The payload is read only when a handler asks for something, and each
+//! thing once: the shortcuts of one plain text message (`text()`, `from()`, `wamid()`,
+//! `kind()`, `timestamp()`, `sender_name()`, `waba_id()`, `phone_number_id()` of a payload with
+//! one entry, change and message) are read in one pass that builds nothing else; anything
+//! else (`messages()`, `changes()`, serializing, any other payload) reads the whole model.
 //!
 //! ```
 //! use axum::http::StatusCode;
@@ -107,6 +111,7 @@ pub mod message;
 mod payload;
 pub mod status;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -182,23 +187,21 @@ impl VobizEvent {
         event_type: &EventType,
         source: bytestring::ByteString,
     ) -> Self {
+        // Nothing is read yet: the event keeps the text and reads it when first asked (see
+        // `Changes`). Its strings will be slices of the payload's own bytes, not copies.
         let raw = source.as_bytes().clone();
-        // Typed from the text itself; the raw copy is validated only if someone asks for it.
-        // Text that is not JSON types to no changes, as its `null` raw would. Its strings are
-        // slices of the payload's own bytes, not copies (see `Str`).
         match event_type {
-            EventType::MessageInbound => {
-                let changes = crate::text::sharing(&source, payload::changes);
-                Self::MessageInbound(InboundEvent::new(changes, RawPayload::new(raw)))
-            }
+            EventType::MessageInbound => Self::MessageInbound(InboundEvent::new(Changes::new(
+                source,
+                RawPayload::new(raw),
+            ))),
             EventType::MessageStatus => {
-                let changes = crate::text::sharing(&source, payload::changes);
-                Self::MessageStatus(StatusEvent::new(changes, RawPayload::new(raw)))
+                Self::MessageStatus(StatusEvent::new(Changes::new(source, RawPayload::new(raw))))
             }
-            EventType::Call(name) => {
-                let changes = crate::text::sharing(&source, payload::changes);
-                Self::Call(CallEvent::new(name.clone(), changes, RawPayload::new(raw)))
-            }
+            EventType::Call(name) => Self::Call(CallEvent::new(
+                name.clone(),
+                Changes::new(source, RawPayload::new(raw)),
+            )),
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
                 payload: raw_json(&raw),
@@ -287,14 +290,20 @@ pub struct Change<V> {
 }
 
 /// The changes of a typed event and its raw payload, shared by the event's clones (the
-/// extractors hand out clones of the event a request parsed once).
+/// extractors hand out clones of the event a request typed once).
 ///
-/// One allocation holds both (and the list itself, when it has one change).
+/// Nothing is read until it is asked for, and each thing once: [`Changes::list`] reads the
+/// whole model, [`Changes::quick`] only what the value type's shortcuts need (when the payload
+/// is of the plain shape they are read for; see [`ChangeValue::read_quick`]). A handler that
+/// asks only for shortcuts never pays for the model; one that asks for both pays for both.
 #[derive(Clone)]
-pub(crate) struct Changes<V>(std::sync::Arc<Shared<V>>);
+pub(crate) struct Changes<V: ChangeValue>(std::sync::Arc<Shared<V>>);
 
-struct Shared<V> {
-    list: ChangeList<V>,
+struct Shared<V: ChangeValue> {
+    /// The payload's text (`null` when it was not UTF-8), whose strings the events share.
+    source: bytestring::ByteString,
+    list: std::sync::OnceLock<ChangeList<V>>,
+    quick: std::sync::OnceLock<Option<V::Quick>>,
     raw: RawPayload,
 }
 
@@ -339,28 +348,57 @@ impl<V> ChangeList<V> {
     }
 }
 
-impl<V: std::fmt::Debug> std::fmt::Debug for Changes<V> {
+impl<V: ChangeValue + std::fmt::Debug> std::fmt::Debug for Changes<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Changes")
-            .field("list", &self.0.list.as_slice())
+            .field("list", &self.list())
             .field("raw", &self.0.raw)
             .finish()
     }
 }
 
-/// What every change `value` has: the business number it concerns and value-level errors.
-pub(crate) trait ChangeValue {
+/// What every change `value` has: the business number it concerns and value-level errors;
+/// and what its event's shortcuts can be read from without the model.
+pub(crate) trait ChangeValue: DeserializeOwned + Sized {
+    /// The shortcuts' answers, read without the model.
+    type Quick: Send + Sync;
+
+    /// The shortcuts' answers read straight from `payload`, when it is of the plain shape they
+    /// are read for; `None` sends the shortcuts to the model. Must agree with the model
+    /// wherever it answers (the tests hold it to that).
+    fn read_quick(payload: &str) -> Option<Self::Quick>;
+
     fn metadata(&self) -> Option<&Metadata>;
     fn errors(&self) -> &[ApiError];
 }
 
 impl<V: ChangeValue> Changes<V> {
-    pub(crate) fn new(list: ChangeList<V>, raw: RawPayload) -> Self {
-        Self(std::sync::Arc::new(Shared { list, raw }))
+    pub(crate) fn new(source: bytestring::ByteString, raw: RawPayload) -> Self {
+        Self(std::sync::Arc::new(Shared {
+            source,
+            list: std::sync::OnceLock::new(),
+            quick: std::sync::OnceLock::new(),
+            raw,
+        }))
     }
 
+    /// The whole model, read on first use.
     pub(crate) fn list(&self) -> &[Change<V>] {
-        self.0.list.as_slice()
+        let shared = &*self.0;
+        shared
+            .list
+            .get_or_init(|| crate::text::sharing(&shared.source, payload::changes))
+            .as_slice()
+    }
+
+    /// The shortcuts' answers, read on first use without the model; `None` when the payload
+    /// is not of their plain shape (ask the model then).
+    pub(crate) fn quick(&self) -> Option<&V::Quick> {
+        let shared = &*self.0;
+        shared
+            .quick
+            .get_or_init(|| crate::text::sharing(&shared.source, V::read_quick))
+            .as_ref()
     }
 
     /// Every value of every change, in order.

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::common::{ApiError, Metadata};
 use super::de;
-use super::{Change, ChangeValue, Changes, RawPayload};
+use super::{Change, ChangeValue, Changes};
 
 /// A `message.status` event: every status update of every change.
 ///
@@ -48,10 +48,8 @@ impl Serialize for StatusEvent {
 }
 
 impl StatusEvent {
-    pub(super) fn new(changes: super::ChangeList<StatusValue>, raw: RawPayload) -> Self {
-        Self {
-            changes: Changes::new(changes, raw),
-        }
+    pub(super) fn new(changes: Changes<StatusValue>) -> Self {
+        Self { changes }
     }
 
     /// Every change of the payload, in order.
@@ -352,6 +350,13 @@ impl<'de> Deserialize<'de> for StatusKind {
 }
 
 impl ChangeValue for StatusValue {
+    // Its shortcuts read the model.
+    type Quick = std::convert::Infallible;
+
+    fn read_quick(_: &str) -> Option<Self::Quick> {
+        None
+    }
+
     fn metadata(&self) -> Option<&Metadata> {
         self.metadata.as_ref()
     }

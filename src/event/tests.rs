@@ -333,3 +333,152 @@ fn a_change_list_keeps_every_change_in_order_one_inline() {
     assert_eq!(list.as_slice()[3].value, 9);
     assert_eq!(list.as_slice()[3].waba_id.as_deref(), Some("3"));
 }
+
+/// What an inbound event's shortcuts answer (without the model when the payload is plain),
+/// and what the model answers for each.
+fn shortcuts_both_ways(payload: &[u8]) -> (String, String, bool) {
+    let event = VobizEvent::from_payload(&EventType::MessageInbound, payload);
+    let event = event.as_inbound().expect("inbound");
+    let quick = event.is_quick();
+    let shortcuts = format!(
+        "{:?}",
+        (
+            event.text(),
+            event.from(),
+            event.wamid(),
+            event.kind(),
+            event.timestamp(),
+            event.sender_name(),
+            event.waba_id(),
+            event.phone_number_id(),
+        )
+    );
+    let message = event.message();
+    let first = event.changes().first();
+    let model = format!(
+        "{:?}",
+        (
+            message.and_then(Message::text),
+            message.and_then(|m| m.from.as_deref()),
+            message.and_then(|m| m.id.as_deref()),
+            message.map(Message::kind),
+            message.and_then(|m| m.timestamp),
+            event.sender().and_then(Contact::name),
+            first.and_then(|c| c.waba_id.as_deref()),
+            first
+                .and_then(|c| c.value.metadata.as_ref())
+                .and_then(|m| m.phone_number_id.as_deref()),
+        )
+    );
+    (shortcuts, model, quick)
+}
+
+#[test]
+fn shortcuts_read_without_the_model_answer_as_the_model() {
+    use crate::json::mutate::{mutate, Rng};
+    // Members that make a plain payload not plain (or plain in another way) wherever they are
+    // inserted: keys given twice, other types, other shapes.
+    const MEMBERS: &[&str] = &[
+        r#""from":"111","#,
+        r#""from":7,"#,
+        r#""id":"x","#,
+        r#""id":null,"#,
+        r#""type":"image","#,
+        r#""type":"text","#,
+        r#""text":{"body":"again"},"#,
+        r#""text":"flat","#,
+        r#""body":"b2","#,
+        r#""timestamp":"soon","#,
+        r#""timestamp":1711360800,"#,
+        r#""context":{"id":"wamid.0"},"#,
+        r#""errors":[],"#,
+        r#""contacts":[],"#,
+        r#""contacts":[{"wa_id":"1"},{"wa_id":"2","profile":{"name":"B"}}],"#,
+        r#""messages":[],"#,
+        r#""statuses":[],"#,
+        r#""calls":null,"#,
+        r#""metadata":{"phone_number_id":"P2"},"#,
+        r#""phone_number_id":"P3","#,
+        r#""profile":{"name":"C"},"#,
+        r#""name":"D","#,
+        r#""entry":[],"#,
+        r#""object":null,"#,
+        r#""changes":[],"#,
+        r#""value":{},"#,
+        r#""field":"messages","#,
+        r#""wa_id":"9","#,
+        r#""from_user_id":"US.1","#,
+        r#""group_id":{},"#,
+        r#""unknown":[[{"a":"\u00e9"}]],"#,
+        r#""t\u0065xt":{"body":"escaped key"},"#,
+    ];
+    let base: Vec<String> = payloads()
+        .into_iter()
+        .filter(|(_, text)| text.contains(r#""body": "Hi"#) || text.contains(r#""body":"Hi"#))
+        .map(|(_, text)| text)
+        .collect();
+    assert!(base.len() >= 2, "the text fixture, pretty and compact");
+    let mut rng = Rng(0x5EED_0416);
+    let (mut quick, mut cases) = (0, 0);
+    let mut check = |bytes: &[u8]| {
+        let (shortcuts, model, was_quick) = shortcuts_both_ways(bytes);
+        assert_eq!(shortcuts, model, "{}", String::from_utf8_lossy(bytes));
+        quick += usize::from(was_quick);
+        cases += 1;
+    };
+    for (_, payload) in payloads() {
+        check(payload.as_bytes());
+    }
+    for payload in &base {
+        for _ in 0..2_000 {
+            let mut bytes = payload.clone().into_bytes();
+            for _ in 0..1 + rng.below(2) {
+                if rng.below(2) == 0 {
+                    mutate(&mut rng, &mut bytes);
+                } else {
+                    // A member inserted at the start of a random object.
+                    let opens: Vec<usize> =
+                        (0..bytes.len()).filter(|&i| bytes[i] == b'{').collect();
+                    if let Some(&at) = opens.get(rng.below(opens.len())) {
+                        let member = MEMBERS[rng.below(MEMBERS.len())].as_bytes();
+                        bytes.splice(at + 1..at + 1, member.iter().copied());
+                    }
+                }
+            }
+            check(&bytes);
+        }
+    }
+    for payload in [
+        // The bare form, and Meta's full one with what the plain shape allows.
+        r#"{"messaging_product":"whatsapp","contacts":[{"profile":{"name":"A"},"wa_id":"1"}],"messages":[{"from":"1","id":"w","timestamp":"1711360800","type":"text","text":{"body":"hi"}}]}"#,
+        r#"{"messages":[{"type":"text","text":{}}],"statuses":[],"calls":7}"#,
+        r#"{"messages":[{"type":"text","text":{}}],"statuses":[],"statuses":[]}"#,
+        r#"{"messages":[{"type":"text","text":{}}],"calls":1,"calls":2}"#,
+        r#"{"messages":[{"type":"text","text":{}}],"object":"x"}"#,
+        r#"{"object":"x","entry":[{"id":"W","changes":[{"value":{"messages":[{"type":"text","text":{"body":"\u00e9\n"},"from":"\u0031"}]}}]}]}"#,
+        r#"{"object":"x","entry":[{"changes":[{"value":{"messages":[{"type":"t\u0065xt","text":{"body":"x"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"},"extra":[1,{"b":[]}]}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}],"contacts":[{"wa_id":"2","profile":{"name":"N"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}]}}]}]} x"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}]}}]}]}  "#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"\ud800"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}],"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"from":"1","type":"text","text":{"body":"x"}}],"contacts":[{"wa_id":"1","profile":{"name":"A"}},{"wa_id":"2","profile":{"name":"B"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}],"errors":[{"code":1,"code":2}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x","body":"y"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"},"context":{"id":"a","id":"b"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"},"referral":{"body":"a","body":"b"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}]}},{"value":{"messages":[{"type":"text","text":{"body":"y"}}]}}]}]}"#,
+        r#"{"entry":[{"id":"1","changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}}]}}]},{"id":"2","changes":[{"value":{"messages":[{"type":"text","text":{"body":"y"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messages":[{"type":"text","text":{"body":"x"}},{"type":"text","text":{"body":"y"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"messaging_product":{"a":1,"a":2},"messages":[{"type":"text","text":{"body":"x"}}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"metadata":{"display_phone_number":1,"phone_number_id":"P"},"messages":[{"type":"text","text":{"body":"x"}}]}}]}]}"#,
+    ] {
+        check(payload.as_bytes());
+    }
+    // Both roads were taken, often.
+    assert!(
+        quick > cases / 5 && quick < cases * 4 / 5,
+        "{quick}/{cases}"
+    );
+}

@@ -5,9 +5,10 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use super::common::{ApiError, Contact, Metadata};
-use super::{Change, ChangeValue, Changes, RawPayload};
+use super::{Change, ChangeValue, Changes};
 
 mod content;
+mod quick;
 mod value;
 mod wire;
 
@@ -61,10 +62,14 @@ impl Serialize for InboundEvent {
 }
 
 impl InboundEvent {
-    pub(super) fn new(changes: super::ChangeList<InboundValue>, raw: RawPayload) -> Self {
-        Self {
-            changes: Changes::new(changes, raw),
-        }
+    pub(super) fn new(changes: Changes<InboundValue>) -> Self {
+        Self { changes }
+    }
+
+    /// Whether the shortcuts answer without the model (tests hold the two to each other).
+    #[cfg(test)]
+    pub(crate) fn is_quick(&self) -> bool {
+        self.changes.quick().is_some()
     }
 
     /// Every change of the payload, in order.
@@ -127,31 +132,49 @@ impl InboundEvent {
 
     /// The first sender's WhatsApp profile name.
     pub fn sender_name(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.sender_name.as_deref();
+        }
         self.sender()?.name()
     }
 
     /// The first message's sender number (`from`; absent when Meta withholds the number).
     pub fn from(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.from.as_deref();
+        }
         self.message()?.from.as_deref()
     }
 
     /// The first message's id (`wamid.…`).
     pub fn wamid(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.wamid.as_deref();
+        }
         self.message()?.id.as_deref()
     }
 
     /// The first message's type name, e.g. `"text"`.
     pub fn kind(&self) -> Option<&str> {
+        if self.changes.quick().is_some() {
+            return Some("text");
+        }
         Some(self.message()?.kind())
     }
 
     /// When the first message was sent (Meta's `timestamp`).
     pub fn timestamp(&self) -> Option<OffsetDateTime> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.timestamp;
+        }
         self.message()?.timestamp
     }
 
     /// The first message's text body, when it is a `text` message.
     pub fn text(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.text.as_deref();
+        }
         self.message()?.text()
     }
 
@@ -172,11 +195,17 @@ impl InboundEvent {
 
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.waba_id.as_deref();
+        }
         self.changes.waba_id()
     }
 
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.phone_number_id.as_deref();
+        }
         self.changes.phone_number_id()
     }
 
@@ -187,6 +216,12 @@ impl InboundEvent {
 }
 
 impl ChangeValue for InboundValue {
+    type Quick = quick::Quick;
+
+    fn read_quick(payload: &str) -> Option<quick::Quick> {
+        quick::read(payload)
+    }
+
     fn metadata(&self) -> Option<&Metadata> {
         self.metadata.as_ref()
     }
