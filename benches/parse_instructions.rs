@@ -3,7 +3,8 @@
 //! program reads the `message.inbound/text` fixture N times, pretty-printed as shipped (1,255
 //! bytes) or compact (652 bytes), in one of three ways: its envelope with
 //! `Envelope::from_slice` (`walk`), its envelope with serde_json alone as before the walker
-//! (`serde`), or its payload typed with `VobizEvent::from_payload` (`typed`; the payload's
+//! (`serde`), or its payload typed with `VobizEvent::from_payload` and its text read (`typed`,
+//! a shortcut read without the model) or its messages (`model`, the whole model; the payload's
 //! text, as the layer hands it over). `walk-empty` walks the same envelope with `{}` as its
 //! payload: `walk` minus `walk-empty` is what checking the payload strictly costs, the least
 //! any typing of untrusted bytes must spend. Run it under callgrind for two N; the difference
@@ -12,7 +13,7 @@
 //! ```sh
 //! cargo bench --bench parse_instructions --no-run
 //! B=$(ls -t target/release/deps/parse_instructions-* | grep -v '\.d$' | head -1)
-//! for mode in serde walk walk-empty typed; do for form in pretty compact; do for n in 1000 11000; do
+//! for mode in serde walk walk-empty typed model; do for form in pretty compact; do for n in 1000 11000; do
 //!   echo "$mode $form $n: $(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     $B $mode $form $n 2>&1 | grep -o 'Collected : [0-9]*')"
 //! done; done; done    # (second - first) / 10 000 = instructions a pass
@@ -58,6 +59,10 @@ fn main() {
         if mode == "typed" || mode == "all" {
             let event = VobizEvent::from_payload(&EventType::MessageInbound, black_box(payload));
             ok += u64::from(event.as_inbound().and_then(|msg| msg.text()).is_some());
+        }
+        if mode == "model" || mode == "all" {
+            let event = VobizEvent::from_payload(&EventType::MessageInbound, black_box(payload));
+            ok += u64::from(event.as_inbound().map_or(0, |msg| msg.messages().count()) == 1);
         }
     }
     assert!(ok >= n, "the fixture parses");

@@ -189,22 +189,15 @@ impl VobizEvent {
     ) -> Self {
         // Nothing is read yet: the event keeps the text and reads it when first asked (see
         // `Changes`). Its strings will be slices of the payload's own bytes, not copies.
-        let raw = source.as_bytes().clone();
         match event_type {
-            EventType::MessageInbound => Self::MessageInbound(InboundEvent::new(Changes::new(
-                source,
-                RawPayload::new(raw),
-            ))),
-            EventType::MessageStatus => {
-                Self::MessageStatus(StatusEvent::new(Changes::new(source, RawPayload::new(raw))))
+            EventType::MessageInbound => {
+                Self::MessageInbound(InboundEvent::new(Changes::new(source)))
             }
-            EventType::Call(name) => Self::Call(CallEvent::new(
-                name.clone(),
-                Changes::new(source, RawPayload::new(raw)),
-            )),
+            EventType::MessageStatus => Self::MessageStatus(StatusEvent::new(Changes::new(source))),
+            EventType::Call(name) => Self::Call(CallEvent::new(name.clone(), Changes::new(source))),
             EventType::Unknown(name) => Self::Unknown(UnknownEvent {
                 event_type: name.clone(),
-                payload: raw_json(&raw),
+                payload: raw_json(source.as_bytes()),
             }),
         }
     }
@@ -304,7 +297,9 @@ struct Shared<V: ChangeValue> {
     source: bytestring::ByteString,
     list: std::sync::OnceLock<ChangeList<V>>,
     quick: std::sync::OnceLock<Option<V::Quick>>,
-    raw: RawPayload,
+    /// The payload as a [`RawValue`], made on first use: typing does not need it, so the pass
+    /// that validates it (and the copy) is paid only by callers of `raw_payload()`.
+    raw: std::sync::OnceLock<Box<RawValue>>,
 }
 
 /// A payload's changes in the order read. Nearly every payload has exactly one (Meta batches
@@ -352,7 +347,7 @@ impl<V: ChangeValue + std::fmt::Debug> std::fmt::Debug for Changes<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Changes")
             .field("list", &self.list())
-            .field("raw", &self.0.raw)
+            .field("raw", &self.raw())
             .finish()
     }
 }
@@ -373,12 +368,12 @@ pub(crate) trait ChangeValue: DeserializeOwned + Sized {
 }
 
 impl<V: ChangeValue> Changes<V> {
-    pub(crate) fn new(source: bytestring::ByteString, raw: RawPayload) -> Self {
+    pub(crate) fn new(source: bytestring::ByteString) -> Self {
         Self(std::sync::Arc::new(Shared {
             source,
             list: std::sync::OnceLock::new(),
             quick: std::sync::OnceLock::new(),
-            raw,
+            raw: std::sync::OnceLock::new(),
         }))
     }
 
@@ -423,37 +418,12 @@ impl<V: ChangeValue> Changes<V> {
             .as_deref()
     }
 
-    pub(crate) fn raw(&self) -> &RawValue {
-        self.0.raw.get()
-    }
-}
-
-/// A payload's bytes (shared with the delivery's body), made a [`RawValue`] on first use.
-///
-/// Typing a payload does not need its raw form, so the pass that validates it (and the copy
-/// that a clone of the event would make) is paid only by callers of `raw_payload()`.
-pub(crate) struct RawPayload {
-    bytes: bytes::Bytes,
-    json: std::sync::OnceLock<Box<RawValue>>,
-}
-
-impl RawPayload {
-    pub(crate) fn new(payload: bytes::Bytes) -> Self {
-        Self {
-            bytes: payload,
-            json: std::sync::OnceLock::new(),
-        }
-    }
-
     /// The payload as JSON; `null` when it is not JSON.
-    pub(crate) fn get(&self) -> &RawValue {
-        self.json.get_or_init(|| raw_json(&self.bytes))
-    }
-}
-
-impl std::fmt::Debug for RawPayload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.get(), f)
+    pub(crate) fn raw(&self) -> &RawValue {
+        let shared = &*self.0;
+        shared
+            .raw
+            .get_or_init(|| raw_json(shared.source.as_bytes()))
     }
 }
 
