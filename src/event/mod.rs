@@ -109,6 +109,7 @@ pub mod common;
 mod de;
 pub mod message;
 mod payload;
+mod quick;
 pub mod status;
 
 use serde::de::DeserializeOwned;

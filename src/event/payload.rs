@@ -107,7 +107,7 @@ pub(super) struct Form {
 }
 
 /// The top-level keys both forms are told apart by, in the order of `seen`'s bits.
-const TOP_KEYS: [&str; 9] = [
+pub(super) const TOP_KEYS: [&str; 9] = [
     "object",
     "entry",
     "messaging_product",

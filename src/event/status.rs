@@ -52,6 +52,12 @@ impl StatusEvent {
         Self { changes }
     }
 
+    /// Whether the shortcuts answer without the model (tests hold the two to each other).
+    #[cfg(test)]
+    pub(crate) fn is_quick(&self) -> bool {
+        self.changes.quick().is_some()
+    }
+
     /// Every change of the payload, in order.
     pub fn changes(&self) -> &[Change<StatusValue>] {
         self.changes.list()
@@ -76,21 +82,33 @@ impl StatusEvent {
 
     /// The first update's status.
     pub fn status(&self) -> Option<&StatusKind> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.status.as_ref();
+        }
         self.first()?.status.as_ref()
     }
 
     /// The wamid the first update is about.
     pub fn wamid(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.wamid.as_deref();
+        }
         self.first()?.id.as_deref()
     }
 
     /// The first update's recipient (a phone number, or a group id).
     pub fn recipient_id(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.recipient_id.as_deref();
+        }
         self.first()?.recipient_id.as_deref()
     }
 
     /// When the first update happened.
     pub fn timestamp(&self) -> Option<OffsetDateTime> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.timestamp;
+        }
         self.first()?.timestamp
     }
 
@@ -101,11 +119,17 @@ impl StatusEvent {
 
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.origin.waba_id.as_deref();
+        }
         self.changes.waba_id()
     }
 
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
+        if let Some(quick) = self.changes.quick() {
+            return quick.origin.phone_number_id.as_deref();
+        }
         self.changes.phone_number_id()
     }
 
@@ -350,11 +374,10 @@ impl<'de> Deserialize<'de> for StatusKind {
 }
 
 impl ChangeValue for StatusValue {
-    // Its shortcuts read the model.
-    type Quick = std::convert::Infallible;
+    type Quick = super::quick::status::Quick;
 
-    fn read_quick(_: &str) -> Option<Self::Quick> {
-        None
+    fn read_quick(payload: &str) -> Option<Self::Quick> {
+        super::quick::read(payload)
     }
 
     fn metadata(&self) -> Option<&Metadata> {

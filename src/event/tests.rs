@@ -334,6 +334,45 @@ fn a_change_list_keeps_every_change_in_order_one_inline() {
     assert_eq!(list.as_slice()[3].waba_id.as_deref(), Some("3"));
 }
 
+/// Replaces a random scalar value of `bytes` (one after a `:`) with one that readers treat
+/// differently: a lone surrogate, a number out of `f64`'s range, other JSON types.
+fn replace_a_scalar(rng: &mut crate::json::mutate::Rng, bytes: &mut Vec<u8>) {
+    const VALUES: &[&str] = &[
+        r#""\ud800""#,
+        r#""\u00e9""#,
+        "1e400",
+        "7",
+        "-0.5",
+        "null",
+        "true",
+        "{}",
+        "[]",
+        r#"{"a":1,"a":2}"#,
+    ];
+    let colons: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == b':').collect();
+    let Some(&colon) = colons.get(rng.below(colons.len())) else {
+        return;
+    };
+    let mut start = colon + 1;
+    while bytes.get(start).is_some_and(u8::is_ascii_whitespace) {
+        start += 1;
+    }
+    let end = match bytes.get(start) {
+        Some(b'"') => {
+            match (start + 1..bytes.len()).find(|&i| bytes[i] == b'"' && bytes[i - 1] != b'\\') {
+                Some(quote) => quote + 1,
+                None => return,
+            }
+        }
+        Some(b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => (start..bytes.len())
+            .find(|&i| matches!(bytes[i], b',' | b'}' | b']' | b' ' | b'\n'))
+            .unwrap_or(bytes.len()),
+        _ => return,
+    };
+    let value = VALUES[rng.below(VALUES.len())].as_bytes();
+    bytes.splice(start..end, value.iter().copied());
+}
+
 /// What an inbound event's shortcuts answer (without the model when the payload is plain),
 /// and what the model answers for each.
 fn shortcuts_both_ways(payload: &[u8]) -> (String, String, bool) {
@@ -433,8 +472,11 @@ fn shortcuts_read_without_the_model_answer_as_the_model() {
         for _ in 0..2_000 {
             let mut bytes = payload.clone().into_bytes();
             for _ in 0..1 + rng.below(2) {
-                if rng.below(2) == 0 {
+                let kind = rng.below(3);
+                if kind == 0 {
                     mutate(&mut rng, &mut bytes);
+                } else if kind == 1 {
+                    replace_a_scalar(&mut rng, &mut bytes);
                 } else {
                     // A member inserted at the start of a random object.
                     let opens: Vec<usize> =
@@ -477,6 +519,133 @@ fn shortcuts_read_without_the_model_answer_as_the_model() {
         check(payload.as_bytes());
     }
     // Both roads were taken, often.
+    assert!(
+        quick > cases / 5 && quick < cases * 4 / 5,
+        "{quick}/{cases}"
+    );
+}
+
+/// What a status event's shortcuts answer (without the model when the payload is plain), and
+/// what the model answers for each.
+fn status_shortcuts_both_ways(payload: &[u8]) -> (String, String, bool) {
+    let event = VobizEvent::from_payload(&EventType::MessageStatus, payload);
+    let event = event.as_status().expect("status");
+    let quick = event.is_quick();
+    let shortcuts = format!(
+        "{:?}",
+        (
+            event.status(),
+            event.wamid(),
+            event.recipient_id(),
+            event.timestamp(),
+            event.waba_id(),
+            event.phone_number_id(),
+        )
+    );
+    let update = event.first();
+    let first = event.changes().first();
+    let model = format!(
+        "{:?}",
+        (
+            update.and_then(|u| u.status.as_ref()),
+            update.and_then(|u| u.id.as_deref()),
+            update.and_then(|u| u.recipient_id.as_deref()),
+            update.and_then(|u| u.timestamp),
+            first.and_then(|c| c.waba_id.as_deref()),
+            first
+                .and_then(|c| c.value.metadata.as_ref())
+                .and_then(|m| m.phone_number_id.as_deref()),
+        )
+    );
+    (shortcuts, model, quick)
+}
+
+#[test]
+fn status_shortcuts_read_without_the_model_answer_as_the_model() {
+    use crate::json::mutate::{mutate, Rng};
+    const MEMBERS: &[&str] = &[
+        r#""id":"wamid.2","#,
+        r#""id":5,"#,
+        r#""status":"READ","#,
+        r#""status":"played","#,
+        r#""status":null,"#,
+        r#""timestamp":"x","#,
+        r#""recipient_id":"2","#,
+        r#""recipient_type":"group","#,
+        r#""biz_opaque_callback_data":{},"#,
+        r#""conversation":{"id":"c"},"#,
+        r#""conversation":7,"#,
+        r#""origin":{"type":"x"},"#,
+        r#""type":"y","#,
+        r#""pricing":{"billable":true},"#,
+        r#""billable":"no","#,
+        r#""category":"c","#,
+        r#""expiration_timestamp":"1","#,
+        r#""errors":[{"code":1}],"#,
+        r#""statuses":[],"#,
+        r#""messages":[],"#,
+        r#""metadata":{},"#,
+        r#""phone_number_id":"P","#,
+        r#""entry":[],"#,
+        r#""changes":[],"#,
+        r#""value":{},"#,
+        r#""unknown":{"a":[1,2,{"b":null}]},"#,
+    ];
+    let base: Vec<String> = payloads()
+        .into_iter()
+        .filter(|(ty, _)| *ty == EventType::MessageStatus)
+        .map(|(_, text)| text)
+        .collect();
+    assert!(base.len() >= 8, "the status fixtures, pretty and compact");
+    let mut rng = Rng(0x5EED_0516);
+    let (mut quick, mut cases) = (0, 0);
+    let mut check = |bytes: &[u8]| {
+        let (shortcuts, model, was_quick) = status_shortcuts_both_ways(bytes);
+        assert_eq!(shortcuts, model, "{}", String::from_utf8_lossy(bytes));
+        quick += usize::from(was_quick);
+        cases += 1;
+    };
+    for (_, payload) in payloads() {
+        check(payload.as_bytes());
+    }
+    for payload in &base {
+        for _ in 0..500 {
+            let mut bytes = payload.clone().into_bytes();
+            for _ in 0..1 + rng.below(2) {
+                let kind = rng.below(3);
+                if kind == 0 {
+                    mutate(&mut rng, &mut bytes);
+                } else if kind == 1 {
+                    replace_a_scalar(&mut rng, &mut bytes);
+                } else {
+                    let opens: Vec<usize> =
+                        (0..bytes.len()).filter(|&i| bytes[i] == b'{').collect();
+                    if let Some(&at) = opens.get(rng.below(opens.len())) {
+                        let member = MEMBERS[rng.below(MEMBERS.len())].as_bytes();
+                        bytes.splice(at + 1..at + 1, member.iter().copied());
+                    }
+                }
+            }
+            check(&bytes);
+        }
+    }
+    for payload in [
+        r#"{"statuses":[{"id":"w","status":"delivered","timestamp":"1711360800","recipient_id":"1"}]}"#,
+        r#"{"statuses":[{"id":"w"}],"messages":[],"messages":[]}"#,
+        r#"{"statuses":[{"id":"w","conversation":{"origin":{"type":"a","type":"b"}}}]}"#,
+        r#"{"statuses":[{"id":"w","conversation":{"origin":[{"type":"a","type":"b"}]}}]}"#,
+        r#"{"statuses":[{"id":"w","pricing":{"category":"a","category":"b"}}]}"#,
+        r#"{"statuses":[{"id":"w","errors":[{"code":1,"code":2}]}]}"#,
+        r#"{"statuses":[{"id":"w","status":"sent"},{"id":"v","status":"read"}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"w"}],"errors":[{"title":"a","title":"b"}]}}]}]}"#,
+        r#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"w","status":"Sent"}]}}]}]}"#,
+        r#"{"statuses":[{"id":"w","conversation":"\ud800"}]}"#,
+        r#"{"statuses":[{"id":"w","conversation":"\u00e9","pricing":[1e400]}]}"#,
+        r#"{"statuses":[{"id":"w","pricing":1e400}]}"#,
+        r#"{"statuses":[{"id":"w","conversation":{"origin":"\ud800"}}]}"#,
+    ] {
+        check(payload.as_bytes());
+    }
     assert!(
         quick > cases / 5 && quick < cases * 4 / 5,
         "{quick}/{cases}"

@@ -8,7 +8,6 @@ use super::common::{ApiError, Contact, Metadata};
 use super::{Change, ChangeValue, Changes};
 
 mod content;
-mod quick;
 mod value;
 mod wire;
 
@@ -196,7 +195,7 @@ impl InboundEvent {
     /// The first change's WABA id (`entry[].id`), when the payload carried it.
     pub fn waba_id(&self) -> Option<&str> {
         if let Some(quick) = self.changes.quick() {
-            return quick.waba_id.as_deref();
+            return quick.origin.waba_id.as_deref();
         }
         self.changes.waba_id()
     }
@@ -204,7 +203,7 @@ impl InboundEvent {
     /// The first change's business phone number id.
     pub fn phone_number_id(&self) -> Option<&str> {
         if let Some(quick) = self.changes.quick() {
-            return quick.phone_number_id.as_deref();
+            return quick.origin.phone_number_id.as_deref();
         }
         self.changes.phone_number_id()
     }
@@ -216,10 +215,10 @@ impl InboundEvent {
 }
 
 impl ChangeValue for InboundValue {
-    type Quick = quick::Quick;
+    type Quick = crate::event::quick::inbound::Quick;
 
-    fn read_quick(payload: &str) -> Option<quick::Quick> {
-        quick::read(payload)
+    fn read_quick(payload: &str) -> Option<Self::Quick> {
+        crate::event::quick::read(payload)
     }
 
     fn metadata(&self) -> Option<&Metadata> {
