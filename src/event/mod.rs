@@ -41,10 +41,12 @@
 //! Behind [`VobizWebhookLayer`](crate::VobizWebhookLayer) a handler takes a [`VobizEvent`] (or,
 //! through [`VobizRouter`](crate::VobizRouter), the narrow [`InboundEvent`], [`StatusEvent`] or
 //! [`CallEvent`]). The payload is read only when a handler asks for something, and each
-//! thing once: the shortcuts of one plain text message (`text()`, `from()`, `wamid()`,
-//! `kind()`, `timestamp()`, `sender_name()`, `waba_id()`, `phone_number_id()` of a payload with
-//! one entry, change and message) are read in one pass that builds nothing else; anything
-//! else (`messages()`, `changes()`, serializing, any other payload) reads the whole model.
+//! thing once. The shortcuts of a payload with one entry, one change and one plain item are
+//! read in one pass that builds nothing else: `text()`, `from()`, `wamid()`, `kind()`,
+//! `timestamp()`, `sender_name()` of one text message; `status()`, `wamid()`,
+//! `recipient_id()`, `timestamp()` of one status update without errors; `waba_id()` and
+//! `phone_number_id()` of both. Anything else (`messages()`, `statuses()`, `changes()`,
+//! serializing, any other payload) reads the whole model; the answers are the same either way.
 //!
 //! ```
 //! use axum::http::StatusCode;

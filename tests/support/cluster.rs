@@ -34,13 +34,17 @@ impl RedisCluster {
     /// Starts the cluster and waits for `cluster_state:ok` on every node; `None` after a loud
     /// skip (a panic under `CI=true`) when it cannot.
     pub fn start() -> Option<Self> {
-        match Self::try_start() {
-            Ok(cluster) => Some(cluster),
-            Err(why) => {
-                super::skip_or_fail("a local Redis Cluster (redis-server, redis-cli)", &why);
-                None
+        // A node can lose its port (or its bus port) to a server another test starts at the
+        // same moment: start again on fresh ports before giving up.
+        let mut why = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(cluster) => return Some(cluster),
+                Err(error) => why = error,
             }
         }
+        super::skip_or_fail("a local Redis Cluster (redis-server, redis-cli)", &why);
+        None
     }
 
     fn try_start() -> Result<Self, String> {
@@ -92,7 +96,13 @@ impl RedisCluster {
                 std::net::TcpStream::connect(("127.0.0.1", node.port)).is_ok()
             })
             .then_some(())
-            .ok_or_else(|| format!("node {} never answered", node.port))?;
+            .ok_or_else(|| {
+                let log =
+                    std::fs::read_to_string(cluster.dir.join(format!("node-{}.log", node.port)))
+                        .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                format!("node {} never answered (its log ends: {tail:?})", node.port)
+            })?;
         }
         let addresses: Vec<String> = cluster
             .nodes
