@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{metadata, once, Cursor, Origin, Plain};
+use super::{once, Cursor, Origin, Plain};
 use crate::event::de::timestamp_from_str;
 use crate::text::Str;
 
@@ -16,7 +16,7 @@ pub(crate) struct Quick {
     pub(crate) timestamp: Option<OffsetDateTime>,
     pub(crate) text: Option<Str>,
     pub(crate) sender_name: Option<Str>,
-    /// The value's keys read so far, and its number of messages.
+    /// Its own keys of the value read so far, and its number of messages.
     seen: u32,
     messages: usize,
 }
@@ -24,26 +24,17 @@ pub(crate) struct Quick {
 impl Plain for Quick {
     fn member(&mut self, cursor: &mut Cursor<'_>, key: &str) -> Option<()> {
         match key {
-            "messaging_product" => {
-                once(&mut self.seen, 0)?;
-                cursor.lenient()
-            }
-            "metadata" => {
-                once(&mut self.seen, 1)?;
-                metadata(cursor, &mut self.origin)
-            }
             "contacts" => {
-                once(&mut self.seen, 2)?;
+                once(&mut self.seen, 0)?;
                 // The only contact is the sender, whichever number it has.
                 let contacts = cursor.array(|cursor| contact(cursor, self))?;
                 (contacts <= 1).then_some(())
             }
             "messages" => {
-                once(&mut self.seen, 3)?;
+                once(&mut self.seen, 1)?;
                 self.messages = cursor.array(|cursor| message(cursor, self))?;
                 Some(())
             }
-            "errors" => None,
             _ => cursor.skip(),
         }
     }

@@ -21,8 +21,9 @@ use std::borrow::Cow;
 use crate::json::scan;
 use crate::text::{self, Str};
 
-/// What the shortcuts of one value type read: each member of its change value, and whether
-/// the value held exactly the one item they answer for.
+/// What the shortcuts of one value type read: the members of its change value that are its
+/// own (the ones every value has are read by `value_member`), and whether the value held
+/// exactly the one item they answer for.
 pub(crate) trait Plain: Default {
     /// Reads one member of the change value (the cursor at its value).
     fn member(&mut self, cursor: &mut Cursor<'_>, key: &str) -> Option<()>;
@@ -47,6 +48,7 @@ pub(crate) fn read<P: Plain>(payload: &str) -> Option<P> {
     };
     let mut plain = P::default();
     let (mut full, mut bare, mut top_seen, mut entries) = (false, false, 0u32, 0);
+    let mut value_seen = 0u32;
     cursor.object(|cursor, key| {
         // The model tells the form by these keys and refuses each given twice.
         if let Some(index) = super::payload::TOP_KEYS.iter().position(|k| *k == key) {
@@ -65,7 +67,7 @@ pub(crate) fn read<P: Plain>(payload: &str) -> Option<P> {
             "messaging_product" | "metadata" | "contacts" | "messages" | "statuses" | "calls"
             | "errors" => {
                 bare = true;
-                plain.member(cursor, key)
+                value_member(cursor, key, &mut plain, &mut value_seen)
             }
             _ => cursor.skip(),
         }
@@ -103,7 +105,7 @@ fn entry<P: Plain>(cursor: &mut Cursor<'_>, plain: &mut P) -> Option<()> {
 
 /// A `changes` item: its `value`, with one item.
 fn change<P: Plain>(cursor: &mut Cursor<'_>, plain: &mut P) -> Option<()> {
-    let mut seen = 0u32;
+    let (mut seen, mut value_seen) = (0u32, 0u32);
     cursor.object(|cursor, key| match key {
         "field" => {
             once(&mut seen, 0)?;
@@ -111,15 +113,37 @@ fn change<P: Plain>(cursor: &mut Cursor<'_>, plain: &mut P) -> Option<()> {
         }
         "value" => {
             once(&mut seen, 1)?;
-            cursor.object(|cursor, key| plain.member(cursor, key))
+            cursor.object(|cursor, key| value_member(cursor, key, plain, &mut value_seen))
         }
         _ => cursor.skip(),
     })?;
     plain.is_one().then_some(())
 }
 
+/// One member of a change value: the keys every value type has here (`seen` marks them), the
+/// rest by the value type. Value-level `errors` are the model's.
+fn value_member<P: Plain>(
+    cursor: &mut Cursor<'_>,
+    key: &str,
+    plain: &mut P,
+    seen: &mut u32,
+) -> Option<()> {
+    match key {
+        "messaging_product" => {
+            once(seen, 0)?;
+            cursor.lenient()
+        }
+        "metadata" => {
+            once(seen, 1)?;
+            metadata(cursor, plain.origin())
+        }
+        "errors" => None,
+        _ => plain.member(cursor, key),
+    }
+}
+
 /// `value.metadata`: its `phone_number_id`.
-pub(super) fn metadata(cursor: &mut Cursor<'_>, origin: &mut Origin) -> Option<()> {
+fn metadata(cursor: &mut Cursor<'_>, origin: &mut Origin) -> Option<()> {
     let mut seen = 0u32;
     cursor.object(|cursor, key| match key {
         "display_phone_number" => {
@@ -278,3 +302,6 @@ impl<'a> Cursor<'a> {
         Some(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{fields, metadata, once, Cursor, Field, Origin, Plain};
+use super::{fields, once, Cursor, Field, Origin, Plain};
 use crate::event::de::timestamp_from_str;
 use crate::event::StatusKind;
 use crate::text::Str;
@@ -15,7 +15,7 @@ pub(crate) struct Quick {
     pub(crate) status: Option<StatusKind>,
     pub(crate) timestamp: Option<OffsetDateTime>,
     pub(crate) recipient_id: Option<Str>,
-    /// The value's keys read so far, and its number of updates.
+    /// Its own keys of the value read so far, and its number of updates.
     seen: u32,
     statuses: usize,
 }
@@ -23,20 +23,11 @@ pub(crate) struct Quick {
 impl Plain for Quick {
     fn member(&mut self, cursor: &mut Cursor<'_>, key: &str) -> Option<()> {
         match key {
-            "messaging_product" => {
-                once(&mut self.seen, 0)?;
-                cursor.lenient()
-            }
-            "metadata" => {
-                once(&mut self.seen, 1)?;
-                metadata(cursor, &mut self.origin)
-            }
             "statuses" => {
-                once(&mut self.seen, 2)?;
+                once(&mut self.seen, 0)?;
                 self.statuses = cursor.array(|cursor| update(cursor, self))?;
                 Some(())
             }
-            "errors" => None,
             _ => cursor.skip(),
         }
     }
